@@ -1,0 +1,34 @@
+"""整改台账 — the rectification-task workflow tracker.
+
+``create_app`` wires the parts together; nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from config import Config
+from tracker import auth, babel, cli, db, security, templating
+from tracker.paths import STATIC_DIR, TEMPLATE_DIR
+from tracker.views import register_blueprints
+
+
+def create_app(config: object | None = None) -> Flask:
+    """Build the app from a ``config.Config`` instance (default: read from the environment)."""
+    if config is None:
+        config = Config()
+    app = Flask(
+        "tracker",
+        template_folder=str(TEMPLATE_DIR),
+        static_folder=str(STATIC_DIR),
+        instance_path=str(config.INSTANCE_PATH),
+    )
+    app.config.from_object(config)
+    db.init_app(app)
+    babel.init_app(app)
+    security.init_app(app)
+    auth.init_app(app)
+    templating.init_app(app)
+    register_blueprints(app)
+    cli.init_app(app)
+    return app

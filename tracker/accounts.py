@@ -1,0 +1,231 @@
+"""Operations on users, memberships, units and regions, and login checks with throttling.
+
+Like ``operations``: actor and now come in, every change writes an ``Event``, nothing commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from tracker.models import (
+    LoginAttempt,
+    Membership,
+    Region,
+    Role,
+    Unit,
+    UnitAlias,
+    UnitKind,
+    User,
+)
+from tracker.operations import ActionError, record_event
+from tracker.permissions import in_subtree
+
+MIN_PASSWORD_LENGTH = 10
+
+
+def check_password_policy(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ActionError(f"密码至少需要{MIN_PASSWORD_LENGTH}个字符")
+    classes = sum(any(pred(ch) for ch in password) for pred in (str.isdigit, str.isalpha))
+    if classes < 2 and not any(not ch.isalnum() for ch in password):
+        raise ActionError("密码须同时包含字母和数字")
+
+
+def _require_admin(actor: Membership | None, region: Region) -> None:
+    """Admins act within their subtree; ``None`` is the operator at the command line."""
+    if actor is None:
+        return
+    if actor.role != Role.admin.value or not in_subtree(actor, region):
+        raise ActionError("您无权管理该地区的数据")
+
+
+def create_region(s: Session, actor: Membership | None, now: dt.datetime, name: str, parent: Region,
+                  *, is_zone: bool = False) -> Region:
+    name = name.strip()
+    if not name:
+        raise ActionError("请填写地区名称")
+    _require_admin(actor, parent)
+    if parent.level >= 3:
+        raise ActionError("乡镇之下不能再设地区")
+    if s.scalar(select(Region.id).where(Region.parent_id == parent.id, Region.name == name)):
+        raise ActionError(f"{parent.name}下已有“{name}”")
+    region = Region(name=name, level=parent.level + 1, parent_id=parent.id, is_zone=is_zone)
+    s.add(region)
+    s.flush()
+    region.path = f"{parent.path}{region.id}/"
+    record_event(s, actor, now, "create", entity="region", entity_id=region.id,
+                 data={"name": name, "parent": parent.name})
+    s.flush()
+    return region
+
+
+def create_unit(s: Session, actor: Membership | None, now: dt.datetime, name: str, region: Region, kind: str,
+                aliases: list[str] | tuple[str, ...] = ()) -> Unit:
+    name = name.strip()
+    if not name:
+        raise ActionError("请填写单位名称")
+    if kind not in {k.value for k in UnitKind}:
+        raise ActionError("单位类型无效")
+    _require_admin(actor, region)
+    if s.scalar(select(Unit.id).where(Unit.name == name, Unit.region_id == region.id)):
+        raise ActionError(f"{region.name}已有单位“{name}”")
+    unit = Unit(name=name, region_id=region.id, kind=kind, active=True)
+    for alias in dict.fromkeys(a.strip() for a in aliases if a.strip() and a.strip() != name):
+        unit.aliases.append(UnitAlias(alias=alias))
+    s.add(unit)
+    s.flush()
+    record_event(s, actor, now, "create", entity="unit", entity_id=unit.id,
+                 data={"name": name, "region": region.name, "kind": kind, "aliases": [a.alias for a in unit.aliases]})
+    return unit
+
+
+@dataclass
+class NewUser:
+    username: str
+    display_name: str
+    password: str
+    email: str = ""
+    phone: str = ""
+
+
+def create_user(s: Session, actor: Membership | None, now: dt.datetime, new: NewUser, unit: Unit, role: str,
+                *, hash_method: str = "scrypt") -> User:
+    username = new.username.strip()
+    if not username or len(username) > 80 or any(ch.isspace() for ch in username):
+        raise ActionError("用户名不能为空，也不能含空格")
+    if s.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
+        raise ActionError(f"用户名“{username}”已被使用")
+    check_password_policy(new.password)
+    _check_role(role)
+    _require_admin(actor, unit.region)
+    user = User(username=username, display_name=new.display_name.strip() or username,
+                email=new.email.strip() or None, phone=new.phone.strip() or None,
+                password_hash=generate_password_hash(new.password, method=hash_method), active=True,
+                created_at=now)
+    s.add(user)
+    s.flush()
+    record_event(s, actor, now, "create", entity="user", entity_id=user.id,
+                 data={"username": username, "email": user.email})
+    add_membership(s, actor, now, user, unit, role)
+    return user
+
+
+def _check_role(role: str) -> None:
+    if role not in {r.value for r in Role}:
+        raise ActionError("角色无效")
+
+
+def add_membership(s: Session, actor: Membership | None, now: dt.datetime, user: User, unit: Unit,
+                   role: str) -> Membership:
+    _check_role(role)
+    _require_admin(actor, unit.region)
+    existing = s.scalar(select(Membership).where(
+        Membership.user_id == user.id, Membership.unit_id == unit.id, Membership.role == role))
+    if existing is not None and existing.active:
+        raise ActionError("该用户已有此身份")
+    if existing is not None:
+        existing.active = True
+        membership = existing
+    else:
+        membership = Membership(user=user, unit_id=unit.id, role=role, active=True)
+        s.add(membership)
+    s.flush()
+    user.session_generation += 1
+    record_event(s, actor, now, "grant", entity="membership", entity_id=membership.id,
+                 data={"user": user.username, "unit": unit.name, "role": role})
+    return membership
+
+
+def end_membership(s: Session, actor: Membership | None, now: dt.datetime, membership: Membership) -> None:
+    _require_admin(actor, membership.unit.region)
+    if not membership.active:
+        raise ActionError("该身份已停用")
+    membership.active = False
+    membership.user.session_generation += 1
+    record_event(s, actor, now, "revoke", entity="membership", entity_id=membership.id,
+                 data={"user": membership.user.username, "unit": membership.unit.name, "role": membership.role})
+    s.flush()
+
+
+def _admin_covers_user(actor: Membership | None, user: User) -> None:
+    if actor is None:
+        return
+    if not user.memberships or not all(in_subtree(actor, m.unit.region) for m in user.memberships):
+        if actor.role != Role.admin.value or not any(in_subtree(actor, m.unit.region) for m in user.memberships):
+            raise ActionError("您无权管理该用户")
+
+
+def set_user_active(s: Session, actor: Membership | None, now: dt.datetime, user: User, active: bool) -> None:
+    _admin_covers_user(actor, user)
+    if actor is not None and actor.user_id == user.id and not active:
+        raise ActionError("不能停用自己的账号")
+    if user.active == active:
+        return
+    user.active = active
+    user.session_generation += 1
+    record_event(s, actor, now, "activate" if active else "deactivate", entity="user", entity_id=user.id,
+                 data={"username": user.username})
+    s.flush()
+
+
+def set_password(s: Session, actor: Membership | None, now: dt.datetime, user: User, password: str,
+                 *, hash_method: str = "scrypt") -> None:
+    if actor is not None and actor.user_id != user.id:
+        _admin_covers_user(actor, user)
+    check_password_policy(password)
+    user.password_hash = generate_password_hash(password, method=hash_method)
+    user.session_generation += 1
+    record_event(s, actor, now, "set_password", entity="user", entity_id=user.id, data={"username": user.username})
+    s.flush()
+
+
+# --- login --------------------------------------------------------------------------------------
+
+LOCKED_MESSAGE = "登录失败次数过多，请{minutes}分钟后再试"
+FAILED_MESSAGE = "用户名或密码错误"
+
+
+def authenticate(s: Session, username: str, password: str, remote_addr: str, now: dt.datetime, *,
+                 max_failures: int, window_minutes: int) -> User:
+    """Check a login, recording the attempt; refuses while the account or address is throttled.
+
+    Attempts live in the database, so the limit holds across worker processes and hosts.
+    """
+    username = (username or "").strip()[:80]
+    since = now - dt.timedelta(minutes=window_minutes)
+    if _recent_failures(s, since, username=username) >= max_failures or _recent_failures(
+        s, since, remote_addr=remote_addr) >= max_failures * 4:
+        _log_attempt(s, username, remote_addr, now, success=False)
+        raise ActionError(LOCKED_MESSAGE.format(minutes=window_minutes))
+    user = s.scalar(select(User).where(func.lower(User.username) == username.lower()))
+    ok = user is not None and user.active and check_password_hash(user.password_hash, password or "")
+    _log_attempt(s, username, remote_addr, now, success=ok)
+    if not ok:
+        raise ActionError(FAILED_MESSAGE)
+    return user
+
+
+def _recent_failures(s: Session, since: dt.datetime, *, username: str | None = None,
+                     remote_addr: str | None = None) -> int:
+    """Failures since the later of ``since`` and the last success (of that account or address)."""
+    key = LoginAttempt.username == username if username is not None else LoginAttempt.remote_addr == remote_addr
+    last_success = s.scalar(select(func.max(LoginAttempt.at)).where(key, LoginAttempt.success.is_(True),
+                                                                     LoginAttempt.at >= since))
+    start = max(since, _aware(last_success)) if last_success else since
+    return s.scalar(select(func.count()).select_from(LoginAttempt).where(
+        key, LoginAttempt.success.is_(False), LoginAttempt.at > start if last_success else LoginAttempt.at >= start
+    )) or 0
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _log_attempt(s: Session, username: str, remote_addr: str, now: dt.datetime, *, success: bool) -> None:
+    s.add(LoginAttempt(username=username, remote_addr=remote_addr[:64], success=success, at=now))
+    s.flush()

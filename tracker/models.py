@@ -1,0 +1,501 @@
+"""Typed SQLAlchemy 2.0 tables of the ledger (DESIGN §2–§3).
+
+No Flask request state, no mail, no views here. ``db.py`` binds sessions; operations change rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from tracker.timeutil import utcnow
+from tracker.workflow import State
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON}
+
+
+class RegionLevel(enum.IntEnum):
+    """Depth in the region tree; smaller is higher."""
+
+    province = 0  # 省
+    city = 1  # 市州
+    county = 2  # 县市区 / 功能区（高新区、经开区）
+    township = 3  # 乡镇
+
+
+REGION_LEVEL_LABELS = {0: "省", 1: "市州", 2: "县市区", 3: "乡镇"}
+
+
+class Region(Base):
+    """A node of 湖南省 → 市州 → 县市区/功能区 → 乡镇. ``path`` is the ids from the root, for subtree queries."""
+
+    __tablename__ = "region"
+    __table_args__ = (UniqueConstraint("parent_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    level: Mapped[int] = mapped_column(Integer)
+    # 功能区 (高新区, 经开区 管委会) sit at county level but are not counties.
+    is_zone: Mapped[bool] = mapped_column(Boolean, default=False)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("region.id"), index=True)
+    # "/1/4/27/": the ids from the root to this node, so a subtree is ``path LIKE '/1/4/%'``.
+    path: Mapped[str] = mapped_column(String(255), index=True, default="")
+
+    parent: Mapped[Region | None] = relationship(remote_side=[id])
+
+    def __repr__(self) -> str:
+        return f"<Region {self.name}>"
+
+
+class UnitKind(enum.StrEnum):
+    coordinating = "coordinating"  # 突改办 / 督察办: supervises, never the same unit as a department it supervises
+    department = "department"  # 政府部门 (省生态环境厅, 市水利局 …)
+    government = "government"  # 县市区人民政府 / 管委会 / 乡镇人民政府
+    enterprise = "enterprise"  # 企业
+    third_party = "third_party"  # 第三方专业机构 (may verify without logging in)
+
+
+UNIT_KIND_LABELS = {
+    "coordinating": "督办机构",
+    "department": "政府部门",
+    "government": "地方政府/管委会",
+    "enterprise": "企业",
+    "third_party": "第三方机构",
+}
+
+
+class Unit(Base):
+    """A body that holds memberships or responsibility: unique by (name, region)."""
+
+    __tablename__ = "unit"
+    __table_args__ = (UniqueConstraint("name", "region_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    region_id: Mapped[int] = mapped_column(ForeignKey("region.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    region: Mapped[Region] = relationship()
+    aliases: Mapped[list[UnitAlias]] = relationship(
+        back_populates="unit", cascade="all, delete-orphan", order_by="UnitAlias.alias"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Unit {self.name}>"
+
+
+class UnitAlias(Base):
+    """Another name of a unit (省发展改革委 for 湖南省发展和改革委员会); imports match either."""
+
+    __tablename__ = "unit_alias"
+    __table_args__ = (UniqueConstraint("alias", "unit_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id", ondelete="CASCADE"), index=True)
+    alias: Mapped[str] = mapped_column(String(200), index=True)
+
+    unit: Mapped[Unit] = relationship(back_populates="aliases")
+
+
+class Role(enum.StrEnum):
+    admin = "admin"  # 管理员: users, units, regions, calendar, rules within the subtree
+    supervisor = "supervisor"  # 督办人员: assigns, reviews, verifies and closes within the subtree
+    unit = "unit"  # 责任单位: acts on tasks where the unit is lead or participant
+    viewer = "viewer"  # 领导/查阅: reads the subtree
+
+
+ROLE_LABELS = {"admin": "管理员", "supervisor": "督办", "unit": "责任单位", "viewer": "查阅"}
+
+
+class User(Base):
+    __tablename__ = "user_account"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(50))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped to end every existing session (deactivation, password or role change).
+    session_generation: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="user", order_by="Membership.id", cascade="all, delete-orphan"
+    )
+
+    def __repr__(self) -> str:
+        return f"<User {self.username}>"
+
+
+class Membership(Base):
+    """A user's (unit, role); a user acts through one at a time and every event records it."""
+
+    __tablename__ = "membership"
+    __table_args__ = (UniqueConstraint("user_id", "unit_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+    unit: Mapped[Unit] = relationship()
+
+    @property
+    def label(self) -> str:
+        return f"{self.unit.name} · {ROLE_LABELS.get(self.role, self.role)}"
+
+
+class Channel(Base):
+    """问题来源 (中央生态环境保护督察, 长江经济带生态环境警示片 …), an admin-kept short list."""
+
+    __tablename__ = "channel"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # Lowest region level allowed to close (销号) its tasks; None: the level that assigned the task.
+    closing_level: Mapped[int | None] = mapped_column(Integer)
+    # Level that must do 初验 first when the task's region lies below the closing level; None: no 初验.
+    pre_verify_level: Mapped[int | None] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    aliases: Mapped[list[ChannelAlias]] = relationship(cascade="all, delete-orphan")
+
+
+class ChannelAlias(Base):
+    __tablename__ = "channel_alias"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"), index=True)
+    alias: Mapped[str] = mapped_column(String(100), unique=True)
+
+
+class Round(Base):
+    """批次/轮次 (第一轮, 第一轮“回头看”, 2019年), an admin-kept list."""
+
+    __tablename__ = "round"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    aliases: Mapped[list[RoundAlias]] = relationship(cascade="all, delete-orphan")
+
+
+class RoundAlias(Base):
+    __tablename__ = "round_alias"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("round.id", ondelete="CASCADE"), index=True)
+    alias: Mapped[str] = mapped_column(String(100), unique=True)
+
+
+class Problem(Base):
+    """所属问题: the inspection problem or plan item that one or more tasks belong to."""
+
+    __tablename__ = "problem"
+    __table_args__ = (UniqueConstraint("channel_id", "round_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id"), index=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("round.id"), index=True)
+    code: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(Text)
+
+
+TASK_KINDS = ["反馈问题", "交办信访件", "典型案例", "披露问题", "指出问题", "其他"]
+CATEGORIES = ["水", "大气", "土壤", "固废", "生态", "噪声", "辐射", "其他"]
+DEADLINE_KINDS = {"date": "限期", "long_term": "长期坚持", "date_and_long_term": "限期完成并长期坚持"}
+
+
+class Task(Base):
+    """一问题一台账: one rectification task with every ledger field (DESIGN §3).
+
+    State, deadline and units change only through ``operations.perform``; every change writes an
+    ``Event``. ``version`` guards concurrent edits (已被他人修改，请刷新后重试).
+    """
+
+    __tablename__ = "task"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "round_id", "region_id", "code"),
+        Index("ix_task_region_state_deadline", "region_id", "state", "deadline", "id"),
+        Index("ix_task_state_deadline", "state", "deadline", "id"),
+        Index("ix_task_channel_round_state", "channel_id", "round_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(100))  # 问题编号
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id"))  # 问题来源
+    round_id: Mapped[int] = mapped_column(ForeignKey("round.id"), index=True)  # 批次/轮次
+    kind: Mapped[str] = mapped_column(String(20), default="反馈问题")  # 问题类型
+    problem_id: Mapped[int | None] = mapped_column(ForeignKey("problem.id"), index=True)  # 所属问题
+    # The task this one was split from (分解交办); the parent closes when every child has.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("task.id"), index=True)
+    title: Mapped[str] = mapped_column(String(300))  # 问题名称
+    description: Mapped[str] = mapped_column(Text, default="")  # 问题描述
+    region_id: Mapped[int] = mapped_column(ForeignKey("region.id"))  # 所在地区
+    category: Mapped[str] = mapped_column(String(10), default="其他")  # 问题领域
+    responsible_leader: Mapped[str] = mapped_column(String(200), default="")  # 责任领导
+    contact: Mapped[str] = mapped_column(String(200), default="")  # 联系人及电话
+    target: Mapped[str] = mapped_column(Text, default="")  # 整改目标
+    measures: Mapped[str] = mapped_column(Text, default="")  # 整改措施
+    deadline_text: Mapped[str] = mapped_column(String(200), default="")  # 时限要求, as written
+    deadline: Mapped[dt.date | None] = mapped_column(Date)  # the date in force (None: 长期坚持)
+    deadline_kind: Mapped[str] = mapped_column(String(20), default="date")
+    original_deadline: Mapped[dt.date | None] = mapped_column(Date)  # the deadline first set at 交办
+    state: Mapped[str] = mapped_column(String(20), default=State.pending.value)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)  # 督办等级 (DESIGN §6)
+    registered_by_unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"))
+    # The supervising unit that handed the task out; its region is "the assigning level".
+    assigned_by_unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"))
+    assigned_on: Mapped[dt.date | None] = mapped_column(Date)  # 交办日期
+    signed_on: Mapped[dt.date | None] = mapped_column(Date)  # 签收日期
+    plan_submitted_on: Mapped[dt.date | None] = mapped_column(Date)  # 整改方案报送 (waiting for review)
+    plan_approved_on: Mapped[dt.date | None] = mapped_column(Date)
+    latest_report_on: Mapped[dt.date | None] = mapped_column(Date)
+    latest_percent: Mapped[int | None] = mapped_column(Integer)
+    # Closure (申请销号 / 初验 / 验收意见 / 销号日期 / 验收单位 / 销号文号)
+    closure_applied_on: Mapped[dt.date | None] = mapped_column(Date)
+    closure_applied_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    closure_report: Mapped[str] = mapped_column(Text, default="")
+    pre_verified_on: Mapped[dt.date | None] = mapped_column(Date)
+    pre_verify_opinion: Mapped[str] = mapped_column(Text, default="")
+    verify_opinion: Mapped[str] = mapped_column(Text, default="")
+    closed_on: Mapped[dt.date | None] = mapped_column(Date)
+    verifier_unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"))
+    closure_doc_no: Mapped[str] = mapped_column(String(100), default="")
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("task.id"))
+    accountability: Mapped[str] = mapped_column(Text, default="")  # 问责情况
+    remarks: Mapped[str] = mapped_column(Text, default="")  # 备注
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __mapper_args__ = {"version_id_col": version}
+
+    channel: Mapped[Channel] = relationship()
+    round: Mapped[Round] = relationship()
+    region: Mapped[Region] = relationship()
+    problem: Mapped[Problem | None] = relationship()
+    parent: Mapped[Task | None] = relationship(remote_side=[id], foreign_keys=[parent_id], back_populates="children")
+    children: Mapped[list[Task]] = relationship(
+        foreign_keys=[parent_id], back_populates="parent", order_by="Task.id"
+    )
+    merged_into: Mapped[Task | None] = relationship(remote_side=[id], foreign_keys=[merged_into_id])
+    registered_by_unit: Mapped[Unit] = relationship(foreign_keys=[registered_by_unit_id])
+    assigned_by_unit: Mapped[Unit | None] = relationship(foreign_keys=[assigned_by_unit_id])
+    verifier_unit: Mapped[Unit | None] = relationship(foreign_keys=[verifier_unit_id])
+    task_units: Mapped[list[TaskUnit]] = relationship(
+        back_populates="task", cascade="all, delete-orphan", order_by="TaskUnit.position"
+    )
+    milestones: Mapped[list[Milestone]] = relationship(
+        back_populates="task", cascade="all, delete-orphan", order_by="Milestone.due_on"
+    )
+    reports: Mapped[list[ProgressReport]] = relationship(
+        back_populates="task", order_by="ProgressReport.id.desc()"
+    )
+    evidence: Mapped[list[Evidence]] = relationship(back_populates="task", order_by="Evidence.id")
+
+    @property
+    def state_enum(self) -> State:
+        return State(self.state)
+
+    @property
+    def lead_units(self) -> list[Unit]:
+        return [tu.unit for tu in self.task_units if tu.role == "lead"]
+
+    @property
+    def participant_units(self) -> list[Unit]:
+        return [tu.unit for tu in self.task_units if tu.role == "participant"]
+
+    def __repr__(self) -> str:
+        return f"<Task {self.code} {self.state}>"
+
+
+class TaskUnit(Base):
+    """A unit's part in a task: 牵头 (lead) or 参与 (participant)."""
+
+    __tablename__ = "task_unit"
+    __table_args__ = (
+        CheckConstraint("role IN ('lead', 'participant')", name="role"),
+        Index("ix_task_unit_unit_role_task", "unit_id", "role", "task_id"),
+    )
+
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    task: Mapped[Task] = relationship(back_populates="task_units")
+    unit: Mapped[Unit] = relationship()
+
+
+class Milestone(Base):
+    """阶段目标: a dated step of the timetable, with an optional planned percent."""
+
+    __tablename__ = "milestone"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), index=True)
+    due_on: Mapped[dt.date] = mapped_column(Date)
+    description: Mapped[str] = mapped_column(Text)
+    planned_percent: Mapped[int | None] = mapped_column(Integer)
+    met_on: Mapped[dt.date | None] = mapped_column(Date)  # when a report said it was met
+
+    task: Mapped[Task] = relationship(back_populates="milestones")
+
+
+class ProgressReport(Base):
+    """整改进展: dated text with an optional percent, by a lead or participant unit."""
+
+    __tablename__ = "progress_report"
+    __table_args__ = (Index("ix_progress_report_task_reported", "task_id", "reported_on"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"))
+    reported_on: Mapped[dt.date] = mapped_column(Date)
+    text: Mapped[str] = mapped_column(Text)
+    percent: Mapped[int | None] = mapped_column(Integer)
+    # 'progress' (报送进展), 'plan' (整改方案), 'closure' (申请销号报告)
+    purpose: Mapped[str] = mapped_column(String(20), default="progress")
+    membership_id: Mapped[int] = mapped_column(ForeignKey("membership.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    task: Mapped[Task] = relationship(back_populates="reports")
+    membership: Mapped[Membership] = relationship()
+    evidence: Mapped[list[Evidence]] = relationship(back_populates="report")
+
+
+EVIDENCE_KINDS = {"before": "整改前", "after": "整改后", "document": "文件", "monitoring": "监测报告"}
+
+
+class Evidence(Base):
+    """佐证材料: a file kept outside ``static/`` under a random name."""
+
+    __tablename__ = "evidence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), index=True)
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("progress_report.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    original_name: Mapped[str] = mapped_column(String(255))
+    stored_name: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    content_type: Mapped[str] = mapped_column(String(100), default="application/octet-stream")
+    membership_id: Mapped[int] = mapped_column(ForeignKey("membership.id"))
+    uploaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    task: Mapped[Task] = relationship(back_populates="evidence")
+    report: Mapped[ProgressReport | None] = relationship(back_populates="evidence")
+    membership: Mapped[Membership] = relationship()
+
+
+class TaskLink(Base):
+    """举一反三 and reopen history: a link between two tasks, stored once per ordered pair."""
+
+    __tablename__ = "task_link"
+    __table_args__ = (UniqueConstraint("task_id", "other_task_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), index=True)
+    other_task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20), default="similar")  # similar 举一反三 / duplicate 重复
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    other_task: Mapped[Task] = relationship(foreign_keys=[other_task_id])
+
+
+class Complainant(Base):
+    """信访人信息 of a 交办信访件: shown only to supervisors of the assigning level (《信访工作条例》).
+
+    A table of its own so that no query for tasks brings it along by accident.
+    """
+
+    __tablename__ = "complainant"
+
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    phone: Mapped[str] = mapped_column(String(50), default="")
+    address: Mapped[str] = mapped_column(String(300), default="")
+    content: Mapped[str] = mapped_column(Text, default="")
+
+
+class Event(Base):
+    """The append-only history (履责留痕): every change of data, on tasks and elsewhere.
+
+    ``recorded_at`` is when it was written (UTC); ``effective_on`` the business date it took effect
+    (Asia/Shanghai) — the same day unless history is imported or a verifier enters a 销号日期.
+    """
+
+    __tablename__ = "event"
+    __table_args__ = (
+        Index("ix_event_task_id_id", "task_id", "id"),
+        Index("ix_event_entity", "entity", "entity_id"),
+        Index("ix_event_effective_on", "effective_on"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id"))
+    entity: Mapped[str] = mapped_column(String(30))  # task, user, unit, region, membership, …
+    entity_id: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(40))
+    membership_id: Mapped[int | None] = mapped_column(ForeignKey("membership.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str | None] = mapped_column(String(20))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    effective_on: Mapped[dt.date] = mapped_column(Date)
+
+    membership: Mapped[Membership | None] = relationship()
+    user: Mapped[User | None] = relationship()
+
+
+class LoginAttempt(Base):
+    """Every login attempt, kept in the database so throttling holds across worker processes."""
+
+    __tablename__ = "login_attempt"
+    __table_args__ = (
+        Index("ix_login_attempt_username_at", "username", "at"),
+        Index("ix_login_attempt_remote_addr_at", "remote_addr", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80))
+    remote_addr: Mapped[str] = mapped_column(String(64), default="")
+    success: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

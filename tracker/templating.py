@@ -1,0 +1,68 @@
+"""Jinja filters and globals: Chinese labels, Asia/Shanghai dates, the acting membership."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Flask
+from flask_login import current_user
+
+from tracker.auth import current_membership
+from tracker.models import (
+    DEADLINE_KINDS,
+    EVIDENCE_KINDS,
+    REGION_LEVEL_LABELS,
+    ROLE_LABELS,
+    UNIT_KIND_LABELS,
+)
+from tracker.timeutil import local_datetime
+from tracker.workflow import STATE_LABELS, TRANSITIONS, State
+
+
+def format_date(value: dt.date | None) -> str:
+    return value.isoformat() if value else ""
+
+
+def format_datetime(value: dt.datetime | None) -> str:
+    return local_datetime(value).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def state_label(value: str) -> str:
+    return STATE_LABELS[State(value)]
+
+
+def action_label(value: str) -> str:
+    row = TRANSITIONS.get(value)
+    return row.label if row else EXTRA_ACTION_LABELS.get(value, value)
+
+
+EXTRA_ACTION_LABELS = {
+    "edit": "修改台账",
+    "link": "关联任务（举一反三）",
+    "create": "创建",
+    "grant": "授予身份",
+    "revoke": "停用身份",
+    "activate": "启用账号",
+    "deactivate": "停用账号",
+    "set_password": "设置密码",
+}
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters.update(
+        date=format_date,
+        datetime=format_datetime,
+        state_label=state_label,
+        action_label=action_label,
+        role_label=lambda r: ROLE_LABELS.get(r, r),
+        unit_kind_label=lambda k: UNIT_KIND_LABELS.get(k, k),
+        evidence_kind_label=lambda k: EVIDENCE_KINDS.get(k, k),
+        deadline_kind_label=lambda k: DEADLINE_KINDS.get(k, k),
+        level_label=lambda lv: REGION_LEVEL_LABELS.get(lv, str(lv)),
+    )
+
+    @app.context_processor
+    def _acting():
+        if current_user.is_authenticated and current_user.memberships:
+            return {"membership": current_membership(), "memberships": current_user.memberships}
+        return {"membership": None, "memberships": []}

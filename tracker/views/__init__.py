@@ -1,0 +1,13 @@
+"""Blueprints: thin boundaries that parse a form, call one operation, commit, flash, redirect."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from tracker.views import admin, auth, tasks
+
+
+def register_blueprints(app: Flask) -> None:
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(tasks.bp)
+    app.register_blueprint(admin.bp)
