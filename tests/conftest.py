@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import make_url
 
 from config import TestConfig
-from tracker import create_app, db, migrate
+from tracker import create_app, migrate
 from tracker.accounts import NewUser, create_region, create_unit, create_user
 from tracker.models import Base, Channel, Membership, Region, Round, Task, Unit, User
 from tracker.operations import TaskFields, perform, register_task
@@ -91,18 +91,19 @@ def _reset(engine, reference_rows) -> None:
 
 @pytest.fixture
 def app(database_url, reference_rows, tmp_path):
+    """The app. No app context is held open: each client request gets its own, as in production."""
     application = create_app(TestConfig(database_url, str(tmp_path / "instance")))
-    with application.app_context():
-        yield application
-        db.session().close()
+    yield application
     _reset(application.extensions["tracker.engine"], reference_rows)
     application.extensions["tracker.engine"].dispose()
 
 
 @pytest.fixture
 def s(app):
-    """The app's database session (inside the app context)."""
-    return db.session()
+    """A database session of the test's own (requests use theirs: expire or re-read to see their writes)."""
+    session = app.extensions["tracker.sessionmaker"]()
+    yield session
+    session.close()
 
 
 @pytest.fixture

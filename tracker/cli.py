@@ -7,6 +7,7 @@ input and is safe to run from cron.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -53,7 +54,8 @@ def demo_load() -> None:
     if not inspect(db.engine()).has_table("task"):
         fail("数据库尚未迁移，请先运行 tracker db upgrade")
     s = db.session()
-    summary = demo.load(s, utcnow(), hash_method=current_app.config["PASSWORD_HASH_METHOD"])
+    summary = demo.load(s, utcnow(), hash_method=current_app.config["PASSWORD_HASH_METHOD"],
+                        upload_folder=Path(current_app.config["UPLOAD_FOLDER"]))
     s.commit()
     click.echo(summary)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from tracker.views import admin, auth, tasks
+from tracker.views import admin, auth, errors, tasks
 
 
 def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(tasks.bp)
     app.register_blueprint(admin.bp)
+    errors.register(app)

@@ -1,3 +1,161 @@
-from flask import Blueprint
+"""Administration within the admin's region subtree: users and memberships, units, regions."""
 
-bp = Blueprint("admin", __name__)
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import login_required
+from sqlalchemy import select
+
+from tracker import db
+from tracker.accounts import (
+    NewUser,
+    add_membership,
+    create_region,
+    create_unit,
+    create_user,
+    end_membership,
+    set_password,
+    set_user_active,
+)
+from tracker.auth import current_membership
+from tracker.forms import CsrfOnlyForm, MembershipForm, PasswordResetForm, RegionForm, UnitForm, UserForm, options
+from tracker.models import ROLE_LABELS, UNIT_KIND_LABELS, Membership, Region, Unit, User
+from tracker.operations import ActionError
+from tracker.permissions import in_subtree, visible_regions, visible_units
+from tracker.queries import region_choices, unit_choices
+from tracker.timeutil import utcnow
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.before_request
+@login_required
+def _admins_only():
+    if current_membership().role != "admin":
+        abort(403)
+
+
+def _attempt(change: Callable[[], object], success: str) -> bool:
+    """Run one operation, commit or roll back, flash the outcome."""
+    s = db.session()
+    try:
+        change()
+        s.commit()
+    except ActionError as exc:
+        s.rollback()
+        flash(str(exc), "error")
+        return False
+    flash(success, "success")
+    return True
+
+
+def _user_in_scope_or_404(user_id: int) -> User:
+    user = db.session().get(User, user_id)
+    membership = current_membership()
+    if user is None or not any(in_subtree(membership, m.unit.region) for m in user.memberships):
+        abort(404)
+    return user
+
+
+def _role_choices():
+    return list(ROLE_LABELS.items())
+
+
+@bp.route("/users", methods=["GET", "POST"])
+def users():
+    s, membership = db.session(), current_membership()
+    form = UserForm()
+    form.unit_id.choices = options(unit_choices(s, membership))
+    form.role.choices = options(_role_choices())
+    if form.validate_on_submit():
+        new = NewUser(form.username.data, form.display_name.data, form.password.data, form.email.data or "",
+                      form.phone.data or "")
+        unit = s.get(Unit, form.unit_id.data)
+        if _attempt(lambda: create_user(s, membership, utcnow(), new, unit, form.role.data,
+                                        hash_method=current_app.config["PASSWORD_HASH_METHOD"]),
+                    _("已创建用户 %(name)s", name=new.username)):
+            return redirect(url_for("admin.users"))
+    unit_ids = select(Unit.id).where(Unit.id.in_(visible_units(membership).with_only_columns(Unit.id)))
+    listed = s.scalars(select(User).join(Membership).where(Membership.unit_id.in_(unit_ids)).distinct()
+                       .order_by(User.username)).all()
+    return render_template("admin/users.html", form=form, users=listed)
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+def user(user_id: int):
+    s, membership = db.session(), current_membership()
+    account = _user_in_scope_or_404(user_id)
+    form = MembershipForm(prefix="m")
+    form.unit_id.choices = options(unit_choices(s, membership))
+    form.role.choices = options(_role_choices())
+    if form.validate_on_submit():
+        unit = s.get(Unit, form.unit_id.data)
+        if _attempt(lambda: add_membership(s, membership, utcnow(), account, unit, form.role.data), _("已授予身份")):
+            return redirect(url_for("admin.user", user_id=user_id))
+    return render_template("admin/user.html", account=account, form=form, reset=PasswordResetForm(prefix="p"),
+                           button=CsrfOnlyForm())
+
+
+@bp.post("/users/<int:user_id>/password")
+def reset_password(user_id: int):
+    s, membership = db.session(), current_membership()
+    account = _user_in_scope_or_404(user_id)
+    form = PasswordResetForm(prefix="p")
+    if form.validate_on_submit():
+        _attempt(lambda: set_password(s, membership, utcnow(), account, form.password.data,
+                                      hash_method=current_app.config["PASSWORD_HASH_METHOD"]), _("密码已重置"))
+    return redirect(url_for("admin.user", user_id=user_id))
+
+
+@bp.post("/users/<int:user_id>/active/<int:active>")
+def set_active(user_id: int, active: int):
+    s, membership = db.session(), current_membership()
+    account = _user_in_scope_or_404(user_id)
+    if CsrfOnlyForm().validate_on_submit():
+        _attempt(lambda: set_user_active(s, membership, utcnow(), account, bool(active)), _("已保存"))
+    return redirect(url_for("admin.user", user_id=user_id))
+
+
+@bp.post("/memberships/<int:membership_id>/end")
+def revoke(membership_id: int):
+    s, membership = db.session(), current_membership()
+    target = s.get(Membership, membership_id)
+    if target is None or not in_subtree(membership, target.unit.region):
+        abort(404)
+    if CsrfOnlyForm().validate_on_submit():
+        _attempt(lambda: end_membership(s, membership, utcnow(), target), _("已停用该身份"))
+    return redirect(url_for("admin.user", user_id=target.user_id))
+
+
+@bp.route("/units", methods=["GET", "POST"])
+def units():
+    s, membership = db.session(), current_membership()
+    form = UnitForm()
+    form.region_id.choices = options(region_choices(s, membership))
+    form.kind.choices = options(list(UNIT_KIND_LABELS.items()))
+    if form.validate_on_submit():
+        region = s.get(Region, form.region_id.data)
+        aliases = [a for a in (form.aliases.data or "").replace("，", ",").split(",")]
+        if _attempt(lambda: create_unit(s, membership, utcnow(), form.name.data, region, form.kind.data, aliases),
+                    _("已添加单位")):
+            return redirect(url_for("admin.units"))
+    listed = s.scalars(visible_units(membership).order_by(Region.path, Unit.name)).all()
+    return render_template("admin/units.html", form=form, units=listed)
+
+
+@bp.route("/regions", methods=["GET", "POST"])
+def regions():
+    s, membership = db.session(), current_membership()
+    form = RegionForm()
+    form.parent_id.choices = options(region_choices(s, membership))
+    if form.validate_on_submit():
+        parent = s.get(Region, form.parent_id.data)
+        if _attempt(lambda: create_region(s, membership, utcnow(), form.name.data, parent,
+                                          is_zone=form.is_zone.data), _("已添加地区")):
+            return redirect(url_for("admin.regions"))
+    listed = s.scalars(visible_regions(membership).order_by(Region.path)).all()
+    return render_template("admin/regions.html", form=form, regions=listed,
+                           base_level=membership.unit.region.level)

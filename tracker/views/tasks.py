@@ -1,3 +1,293 @@
-from flask import Blueprint
+"""Task pages: 待办, the list, the ledger record with its timeline and action forms, registering,
+editing, splitting, linking and evidence downloads. Out-of-scope tasks answer 404."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
+from flask_login import login_required
+from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
+
+from tracker import db, storage
+from tracker.auth import current_membership
+from tracker.forms import ACTION_FORMS, EmptyForm, LinkForm, RegisterForm, SplitChildForm, TaskFieldsForm, options
+from tracker.models import Complainant, Event, Evidence, Task
+from tracker.operations import (
+    CONFLICT_MESSAGE,
+    EDITABLE_FIELDS,
+    ActionError,
+    TaskFields,
+    edit_task,
+    link_tasks,
+    perform,
+    register_task,
+)
+from tracker.permissions import available_actions, can_edit, can_see_complainant, visible_tasks
+from tracker.queries import (
+    SORTS,
+    TaskFilter,
+    channel_choices,
+    linked_tasks,
+    region_choices,
+    round_choices,
+    task_page,
+    unit_choices,
+)
+from tracker.queries import todo as todo_items
+from tracker.timeutil import local_date, utcnow
+from tracker.workflow import STATE_LABELS, TRANSITIONS
 
 bp = Blueprint("tasks", __name__)
+
+# Types a browser may show inline; everything else is sent as a plain download.
+SAFE_TYPES = {"image/jpeg", "image/png", "application/pdf"}
+
+
+def _task_or_404(task_id: int) -> Task:
+    task = db.session().scalar(visible_tasks(current_membership()).where(Task.id == task_id))
+    if task is None:
+        abort(404)
+    return task
+
+
+@bp.route("/")
+@login_required
+def index():
+    return redirect(url_for("tasks.todo"))
+
+
+@bp.route("/todo")
+@login_required
+def todo():
+    """待办: what waits for my unit or me."""
+    return render_template("todo.html", items=todo_items(db.session(), current_membership()))
+
+
+@bp.route("/tasks")
+@login_required
+def task_list():
+    s, membership = db.session(), current_membership()
+    f = TaskFilter.from_args(request.args)
+    page = task_page(s, membership, f, request.args.get("after"), current_app.config["PAGE_SIZE"])
+    args = {k: v for k, v in request.args.to_dict(flat=False).items() if k != "after"}
+    next_url = url_for("tasks.task_list", **args, after=page.next_cursor) if page.next_cursor else None
+    return render_template(
+        "tasks/list.html", page=page, f=f, sorts=SORTS, states=STATE_LABELS, next_url=next_url,
+        first_url=url_for("tasks.task_list", **args),
+        channels=channel_choices(s), rounds=round_choices(s), regions=region_choices(s, membership),
+        units=unit_choices(s, membership, anywhere=membership.role == "unit"),
+    )
+
+
+@bp.route("/tasks/<int:task_id>")
+@login_required
+def detail(task_id: int):
+    return _render_detail(_task_or_404(task_id))
+
+
+def _action_form(action: str, task: Task, *, submitted: bool = False):
+    """The form of one action; ``submitted`` reads the posted data, otherwise a blank form."""
+    form_class = ACTION_FORMS[action]
+    form = form_class(prefix=action) if submitted else form_class(prefix=action, formdata=None)
+    if not form.version.data:
+        form.version.data = str(task.version)
+    _fill_choices(form, task)
+    return form
+
+
+def _fill_choices(form, task: Task) -> None:
+    s, membership = db.session(), current_membership()
+    if hasattr(form, "leads"):
+        form.leads.choices = form.participants.choices = options(unit_choices(s, membership))
+    if hasattr(form, "milestones_met"):
+        open_milestones = [m for m in task.milestones if m.met_on is None]
+        form.milestones_met.choices = options((m.id, f"{m.due_on} {m.description}") for m in open_milestones)
+    if hasattr(form, "closed_on") and form.closed_on.data is None:
+        form.closed_on.data = local_date(utcnow())
+    if hasattr(form, "verifier_unit_id"):
+        form.verifier_unit_id.choices = options([(0, _("本单位"))] + unit_choices(s, membership, anywhere=True))
+
+
+def _render_detail(task: Task, failed: dict | None = None, status: int = 200):
+    s, membership = db.session(), current_membership()
+    forms = {a: _action_form(a, task) for a in available_actions(membership, task)}
+    forms.update(failed or {})
+    events = s.scalars(select(Event).where(Event.task_id == task.id).order_by(Event.id)).all()
+    complainant = s.get(Complainant, task.id) if can_see_complainant(membership, task) else None
+    return render_template(
+        "tasks/detail.html", task=task, forms=forms, transitions=TRANSITIONS, events=events,
+        complainant=complainant, can_edit=bool(can_edit(membership, task)), link_form=LinkForm(),
+        links=linked_tasks(s, membership, task),
+    ), status
+
+
+@bp.post("/tasks/<int:task_id>/act/<action>")
+@login_required
+def act(task_id: int, action: str):
+    if action not in ACTION_FORMS:
+        abort(404)
+    task = _task_or_404(task_id)
+    form = _action_form(action, task, submitted=True)
+    if not form.validate_on_submit():
+        return _render_detail(task, {action: form}, 400)
+    return _apply(task, action, form)
+
+
+def _apply(task: Task, action: str, form):
+    s, membership = db.session(), current_membership()
+    folder = current_app.config["UPLOAD_FOLDER"]
+    stored = _store_uploads(form, folder)
+    params = form.params()
+    params.pop("evidence_kind", None)
+    params["files"] = stored
+    if params.get("verifier_unit_id") == 0:
+        params["verifier_unit_id"] = None
+    try:
+        perform(s, task, action, membership, utcnow(), expected_version=int(form.version.data or -1), **params)
+        s.commit()
+    except (ActionError, StaleDataError) as exc:
+        s.rollback()
+        storage.discard(folder, stored)
+        flash(str(exc) if isinstance(exc, ActionError) else CONFLICT_MESSAGE, "error")
+        return redirect(url_for("tasks.detail", task_id=task.id))
+    flash(_("已办理：%(label)s", label=TRANSITIONS[action].label), "success")
+    return redirect(url_for("tasks.detail", task_id=task.id))
+
+
+def _store_uploads(form, folder) -> list[storage.StoredFile]:
+    files = getattr(form, "files", None)
+    if files is None:
+        return []
+    kind = form.evidence_kind.data
+    stored = []
+    for upload in files.data or []:
+        if upload and upload.filename:
+            stored.append(storage.store(folder, upload.stream, kind=kind, filename=upload.filename,
+                                        content_type=upload.mimetype or "application/octet-stream"))
+    return stored
+
+
+@bp.route("/tasks/new", methods=["GET", "POST"])
+@login_required
+def register():
+    s, membership = db.session(), current_membership()
+    if membership.role != "supervisor":
+        abort(403)
+    form = RegisterForm()
+    form.channel_id.choices = options(channel_choices(s))
+    form.round_id.choices = options(round_choices(s))
+    form.region_id.choices = options(region_choices(s, membership))
+    if form.validate_on_submit():
+        try:
+            task = register_task(s, membership, utcnow(), _task_fields(form))
+            s.commit()
+        except ActionError as exc:
+            s.rollback()
+            flash(str(exc), "error")
+        else:
+            flash(_("已登记问题 %(code)s", code=task.code), "success")
+            return redirect(url_for("tasks.detail", task_id=task.id))
+    return render_template("tasks/register.html", form=form), 400 if form.errors else 200
+
+
+def _task_fields(form: RegisterForm) -> TaskFields:
+    names = ["title", "code", "kind", "category", "description", "responsible_leader", "contact", "target",
+             "measures", "remarks", "problem_title", "channel_id", "round_id", "region_id"]
+    complainant = {k: getattr(form, f"complainant_{k}").data or "" for k in ("name", "phone", "address", "content")}
+    return TaskFields(**{n: getattr(form, n).data or "" for n in names}, complainant=complainant)
+
+
+@bp.route("/tasks/<int:task_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(task_id: int):
+    s, membership = db.session(), current_membership()
+    task = _task_or_404(task_id)
+    if not can_edit(membership, task):
+        abort(403)
+    form = TaskFieldsForm(obj=task if request.method == "GET" else None)
+    if request.method == "GET":
+        form.version.data = task.version
+    if form.validate_on_submit():
+        changes = {name: getattr(form, name).data for name in EDITABLE_FIELDS}
+        try:
+            edit_task(s, task, membership, utcnow(), int(form.version.data or -1), changes)
+            s.commit()
+        except (ActionError, StaleDataError) as exc:
+            s.rollback()
+            flash(str(exc) if isinstance(exc, ActionError) else CONFLICT_MESSAGE, "error")
+        else:
+            flash(_("台账已保存"), "success")
+            return redirect(url_for("tasks.detail", task_id=task.id))
+    return render_template("tasks/edit.html", form=form, task=task), 400 if form.errors else 200
+
+
+@bp.route("/tasks/<int:task_id>/split", methods=["GET", "POST"])
+@login_required
+def split(task_id: int):
+    s, membership = db.session(), current_membership()
+    task = _task_or_404(task_id)
+    if "split" not in available_actions(membership, task):
+        abort(403)
+    rows = min(max(request.args.get("rows", 3, type=int), 2), 20)
+    children = [_split_row(i, s, membership) for i in range(rows)]
+    outer = EmptyForm(prefix="split")
+    if outer.validate_on_submit() and all(c.validate() for c in children):
+        specs = [{"region_id": c.region_id.data, "title": c.title.data, "leads": c.leads.data,
+                  "deadline": c.deadline.data} for c in children if c.region_id.data]
+        try:
+            perform(s, task, "split", membership, utcnow(), expected_version=int(outer.version.data or -1),
+                    children=specs)
+            s.commit()
+        except (ActionError, StaleDataError) as exc:
+            s.rollback()
+            flash(str(exc) if isinstance(exc, ActionError) else CONFLICT_MESSAGE, "error")
+        else:
+            flash(_("已分解交办"), "success")
+            return redirect(url_for("tasks.detail", task_id=task.id))
+    if not outer.version.data:
+        outer.version.data = task.version
+    return render_template("tasks/split.html", task=task, outer=outer, children=children, rows=rows)
+
+
+def _split_row(index: int, s, membership) -> SplitChildForm:
+    row = SplitChildForm(prefix=f"c{index}")
+    row.region_id.choices = options([(0, "—")] + region_choices(s, membership))
+    row.leads.choices = options(unit_choices(s, membership))
+    return row
+
+
+@bp.post("/tasks/<int:task_id>/link")
+@login_required
+def link(task_id: int):
+    s, membership = db.session(), current_membership()
+    task = _task_or_404(task_id)
+    form = LinkForm()
+    if form.validate_on_submit():
+        other = s.scalar(visible_tasks(membership).where(Task.id == form.other_id.data))
+        try:
+            if other is None:
+                raise ActionError(_("要关联的任务不存在"))
+            link_tasks(s, task, other, membership, utcnow(), form.note.data or "")
+            s.commit()
+            flash(_("已关联"), "success")
+        except ActionError as exc:
+            s.rollback()
+            flash(str(exc), "error")
+    return redirect(url_for("tasks.detail", task_id=task.id))
+
+
+@bp.route("/evidence/<int:evidence_id>")
+@login_required
+def download(evidence_id: int):
+    s = db.session()
+    evidence = s.get(Evidence, evidence_id)
+    if evidence is None:
+        abort(404)
+    _task_or_404(evidence.task_id)
+    path = storage.path_of(current_app.config["UPLOAD_FOLDER"], evidence.stored_name)
+    if not path.is_file():
+        abort(404)
+    mimetype = evidence.content_type if evidence.content_type in SAFE_TYPES else "application/octet-stream"
+    return send_file(path, mimetype=mimetype, as_attachment=True, download_name=evidence.original_name)
+

@@ -1,0 +1,286 @@
+"""WTForms (Flask-WTF: CSRF on every form). Choices are filled by the views from scoped queries.
+
+Each workflow action has one form; ``ACTION_FORMS`` maps the action to it, and ``params`` turns a
+validated form into the keyword arguments ``operations.perform`` takes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    IntegerField,
+    MultipleFileField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, ValidationError
+
+from tracker.models import CATEGORIES, DEADLINE_KINDS, EVIDENCE_KINDS, TASK_KINDS
+
+REQUIRED = _l("此项必填")
+
+
+def options(pairs) -> list[SelectChoice]:
+    """(value, label) pairs as WTForms choices."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+def _required():
+    return DataRequired(message=REQUIRED)
+
+
+class LoginForm(FlaskForm):
+    username = StringField(_l("用户名"), validators=[_required(), Length(max=80)])
+    password = PasswordField(_l("密码"), validators=[_required(), Length(max=200)])
+
+
+class SwitchMembershipForm(FlaskForm):
+    membership_id = SelectField(_l("当前身份"), coerce=int)
+
+
+# --- registering and editing ---------------------------------------------------------------------
+
+
+class TaskFieldsForm(FlaskForm):
+    """The ledger fields a supervisor enters by hand (登记) or edits (修改台账)."""
+
+    code = StringField(_l("问题编号"), validators=[Optional(), Length(max=100)],
+                       description=_l("留空则自动生成"))
+    title = StringField(_l("问题名称"), validators=[_required(), Length(max=300)])
+    kind = SelectField(_l("问题类型"), choices=options((k, k) for k in TASK_KINDS))
+    category = SelectField(_l("问题领域"), choices=options((c, c) for c in CATEGORIES))
+    description = TextAreaField(_l("问题描述"), validators=[Length(max=20000)])
+    responsible_leader = StringField(_l("责任领导"), validators=[Length(max=200)])
+    contact = StringField(_l("联系人及电话"), validators=[Length(max=200)])
+    target = TextAreaField(_l("整改目标"), validators=[Length(max=20000)])
+    measures = TextAreaField(_l("整改措施"), validators=[Length(max=20000)])
+    accountability = TextAreaField(_l("问责情况"), validators=[Length(max=20000)])
+    remarks = TextAreaField(_l("备注"), validators=[Length(max=20000)])
+    version = HiddenField()
+
+
+class RegisterForm(TaskFieldsForm):
+    channel_id = SelectField(_l("问题来源"), coerce=int)
+    round_id = SelectField(_l("批次/轮次"), coerce=int)
+    region_id = SelectField(_l("所在地区"), coerce=int)
+    problem_title = StringField(_l("所属问题"), validators=[Length(max=2000)],
+                                description=_l("同一督察反馈问题分解的多个任务填写相同的所属问题"))
+    complainant_name = StringField(_l("信访人姓名"), validators=[Length(max=100)])
+    complainant_phone = StringField(_l("信访人电话"), validators=[Length(max=50)])
+    complainant_address = StringField(_l("信访人地址"), validators=[Length(max=300)])
+    complainant_content = TextAreaField(_l("信访内容"), validators=[Length(max=20000)])
+
+
+# --- workflow actions ------------------------------------------------------------------------------
+
+
+def _deadline_fields():
+    return (
+        SelectField(_l("时限类型"), choices=options(DEADLINE_KINDS.items()), default="date"),
+        DateField(_l("整改时限"), validators=[Optional()]),
+        StringField(_l("时限要求（原文）"), validators=[Length(max=200)], description=_l("如：2026年6月底前")),
+    )
+
+
+class ActionForm(FlaskForm):
+    """Every action form carries the task version it was made from."""
+
+    version = HiddenField()
+
+    def params(self) -> dict[str, Any]:
+        return {name: f.data for name, f in self._fields.items() if name not in {"version", "csrf_token"}}
+
+
+def _evidence_fields(required: bool):
+    files_validators = [Optional()] if not required else []
+    return (
+        SelectField(_l("材料类型"), choices=options(EVIDENCE_KINDS.items()), default="after"),
+        MultipleFileField(_l("佐证材料"), validators=files_validators),
+    )
+
+
+class AssignForm(ActionForm):
+    leads = SelectMultipleField(_l("牵头单位"), coerce=int, validators=[InputRequired(message=REQUIRED)])
+    participants = SelectMultipleField(_l("参与单位"), coerce=int, validators=[Optional()])
+    deadline_kind, deadline, deadline_text = _deadline_fields()
+
+
+class ReasonForm(ActionForm):
+    reason = TextAreaField(_l("理由"), validators=[_required(), Length(max=5000)])
+
+
+class EmptyForm(ActionForm):
+    pass
+
+
+class OpinionForm(ActionForm):
+    opinion = TextAreaField(_l("意见"), validators=[Optional(), Length(max=5000)])
+
+
+class PlanForm(ActionForm):
+    target = TextAreaField(_l("整改目标"), validators=[_required(), Length(max=20000)])
+    measures = TextAreaField(_l("整改措施"), validators=[_required(), Length(max=20000)])
+    milestones = TextAreaField(
+        _l("阶段目标"), validators=[Length(max=20000)],
+        description=_l("每行一个：日期 内容 计划进度，如 2026-06-30 完成截污管网建设 60%"),
+    )
+    responsible_leader = StringField(_l("责任领导"), validators=[Length(max=200)])
+    contact = StringField(_l("联系人及电话"), validators=[Length(max=200)])
+
+    def validate_milestones(self, field):
+        self.parsed_milestones = parse_milestones(field.data or "")
+
+    def params(self) -> dict[str, Any]:
+        data = super().params()
+        data["milestones"] = getattr(self, "parsed_milestones", [])
+        return data
+
+
+MILESTONE_LINE = re.compile(r"^\s*(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?\s+(.+?)(?:\s+(\d{1,3})\s*[%％])?\s*$")
+
+
+def parse_milestones(text: str) -> list[dict[str, Any]]:
+    """Lines of ``日期 内容 [计划进度%]`` into milestone dicts; a bad line is a ValidationError."""
+    result = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = MILESTONE_LINE.match(line)
+        if not match:
+            raise ValidationError(f"第{number}行格式不对，应为“2026-06-30 内容 60%”")
+        year, month, day, description, percent = match.groups()
+        try:
+            due_on = dt.date(int(year), int(month), int(day))
+        except ValueError:
+            raise ValidationError(f"第{number}行的日期无效") from None
+        result.append({"due_on": due_on, "description": description.strip(),
+                       "planned_percent": int(percent) if percent else None})
+    return result
+
+
+class ReportForm(ActionForm):
+    text = TextAreaField(_l("进展情况"), validators=[_required(), Length(max=20000)])
+    percent = IntegerField(_l("完成进度（%）"), validators=[Optional(), NumberRange(0, 100, _l("须在0到100之间"))])
+    milestones_met = SelectMultipleField(_l("本次完成的阶段目标"), coerce=int, validators=[Optional()])
+    evidence_kind, files = _evidence_fields(required=False)
+
+
+class SubmitForm(ActionForm):
+    text = TextAreaField(_l("整改完成情况"), validators=[_required(), Length(max=20000)])
+    evidence_kind, files = _evidence_fields(required=True)
+
+
+class PreVerifyForm(ActionForm):
+    opinion = TextAreaField(_l("初验意见"), validators=[_required(), Length(max=5000)])
+    evidence_kind, files = _evidence_fields(required=False)
+
+
+class CloseForm(ActionForm):
+    opinion = TextAreaField(_l("验收意见"), validators=[_required(), Length(max=5000)])
+    closed_on = DateField(_l("销号日期"), validators=[_required()])
+    verifier_unit_id = SelectField(_l("验收单位"), coerce=int, validators=[Optional()])
+    closure_doc_no = StringField(_l("销号文号"), validators=[Length(max=100)])
+    evidence_kind, files = _evidence_fields(required=False)
+
+
+class ReopenForm(ActionForm):
+    reason = TextAreaField(_l("重新整改理由"), validators=[_required(), Length(max=5000)])
+    deadline_kind, deadline, deadline_text = _deadline_fields()
+
+
+class ReassignForm(ActionForm):
+    leads = SelectMultipleField(_l("新的牵头单位"), coerce=int, validators=[InputRequired(message=REQUIRED)])
+    participants = SelectMultipleField(_l("参与单位"), coerce=int, validators=[Optional()])
+    reason = TextAreaField(_l("改派理由"), validators=[Length(max=5000)])
+
+
+class MergeForm(ActionForm):
+    merge_into = IntegerField(_l("保留的任务（编号ID）"), validators=[InputRequired(message=REQUIRED)])
+    reason = TextAreaField(_l("合并理由"), validators=[_required(), Length(max=5000)])
+
+
+ACTION_FORMS: dict[str, type[ActionForm]] = {
+    "assign": AssignForm,
+    "decline": ReasonForm,
+    "sign": EmptyForm,
+    "submit_plan": PlanForm,
+    "approve_plan": OpinionForm,
+    "return_plan": ReasonForm,
+    "report": ReportForm,
+    "submit": SubmitForm,
+    "pre_verify": PreVerifyForm,
+    "return": ReasonForm,
+    "close": CloseForm,
+    "reopen": ReopenForm,
+    "reassign": ReassignForm,
+    "cancel": ReasonForm,
+    "merge": MergeForm,
+}
+
+
+class SplitChildForm(FlaskForm):
+    """One row of the 分解交办 form (a sub-form: CSRF is on the outer form)."""
+
+    class Meta:
+        csrf = False
+
+    region_id = SelectField(_l("地区"), coerce=int, validators=[Optional()])
+    title = StringField(_l("子任务名称"), validators=[Length(max=300)])
+    leads = SelectMultipleField(_l("牵头单位"), coerce=int, validators=[Optional()])
+    deadline = DateField(_l("整改时限"), validators=[Optional()])
+
+
+class LinkForm(FlaskForm):
+    other_id = IntegerField(_l("关联任务ID"), validators=[InputRequired(message=REQUIRED)])
+    note = StringField(_l("说明"), validators=[Length(max=500)])
+
+
+# --- administration --------------------------------------------------------------------------------
+
+
+class UserForm(FlaskForm):
+    username = StringField(_l("用户名"), validators=[_required(), Length(max=80)])
+    display_name = StringField(_l("姓名"), validators=[_required(), Length(max=100)])
+    email = StringField(_l("电子邮箱"), validators=[Optional(), Email(message=_l("邮箱格式不对")), Length(max=200)])
+    phone = StringField(_l("电话"), validators=[Length(max=50)])
+    password = PasswordField(_l("初始密码"), validators=[_required(), Length(max=200)])
+    unit_id = SelectField(_l("单位"), coerce=int)
+    role = SelectField(_l("角色"))
+
+
+class MembershipForm(FlaskForm):
+    unit_id = SelectField(_l("单位"), coerce=int)
+    role = SelectField(_l("角色"))
+
+
+class PasswordResetForm(FlaskForm):
+    password = PasswordField(_l("新密码"), validators=[_required(), Length(max=200)])
+
+
+class UnitForm(FlaskForm):
+    name = StringField(_l("单位名称"), validators=[_required(), Length(max=200)])
+    region_id = SelectField(_l("所在地区"), coerce=int)
+    kind = SelectField(_l("单位类型"))
+    aliases = StringField(_l("简称/别名"), validators=[Length(max=1000)], description=_l("多个用逗号分隔"))
+
+
+class RegionForm(FlaskForm):
+    name = StringField(_l("地区名称"), validators=[_required(), Length(max=100)])
+    parent_id = SelectField(_l("上级地区"), coerce=int)
+    is_zone = BooleanField(_l("功能区（高新区、经开区等）"))
+
+
+class CsrfOnlyForm(FlaskForm):
+    """A button that changes data (logout, deactivate …): CSRF only."""

@@ -1,0 +1,201 @@
+"""Read-side queries for pages: the filtered, keyset-paginated task list, 待办 and form choices.
+
+Every task query starts from ``permissions.visible_tasks``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Select, exists, func, or_, select, tuple_
+from sqlalchemy.orm import Session, selectinload
+
+from tracker.models import Channel, Membership, Region, Role, Round, Task, TaskLink, TaskUnit, Unit
+from tracker.permissions import can, visible_regions, visible_tasks, visible_units
+from tracker.workflow import State
+
+FAR_FUTURE = dt.date(9999, 12, 31)
+
+
+@dataclass
+class TaskFilter:
+    """What the task list is filtered and sorted by (all optional)."""
+
+    channel_id: int | None = None
+    round_id: int | None = None
+    region_id: int | None = None  # this region and its subtree
+    unit_id: int | None = None  # lead or participant
+    states: list[str] = field(default_factory=list)
+    deadline_from: dt.date | None = None
+    deadline_to: dt.date | None = None
+    q: str = ""
+    sort: str = "deadline"
+
+    @classmethod
+    def from_args(cls, args) -> TaskFilter:
+        """From request args; malformed values are ignored rather than failing the page."""
+        return cls(
+            channel_id=_int(args.get("channel")),
+            round_id=_int(args.get("round")),
+            region_id=_int(args.get("region")),
+            unit_id=_int(args.get("unit")),
+            states=[st for st in args.getlist("state") if st in State.__members__],
+            deadline_from=_date(args.get("deadline_from")),
+            deadline_to=_date(args.get("deadline_to")),
+            q=(args.get("q") or "").strip()[:100],
+            sort=args.get("sort") if args.get("sort") in SORTS else "deadline",
+        )
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _date(value: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+# name -> (label, key expression, descending)
+SORTS: dict[str, tuple[str, Any, bool]] = {
+    "deadline": ("按整改时限", func.coalesce(Task.deadline, FAR_FUTURE), False),
+    "updated": ("按最近更新", Task.updated_at, True),
+    "code": ("按问题编号", Task.code, False),
+}
+
+
+def filtered_tasks(s: Session, membership: Membership, f: TaskFilter) -> Select[tuple[Task]]:
+    query = visible_tasks(membership)
+    if f.channel_id:
+        query = query.where(Task.channel_id == f.channel_id)
+    if f.round_id:
+        query = query.where(Task.round_id == f.round_id)
+    if f.region_id:
+        region = s.get(Region, f.region_id)
+        subtree = select(Region.id).where(Region.path.startswith(region.path if region else "-", autoescape=True))
+        query = query.where(Task.region_id.in_(subtree))
+    if f.unit_id:
+        query = query.where(exists().where(TaskUnit.task_id == Task.id, TaskUnit.unit_id == f.unit_id))
+    if f.states:
+        query = query.where(Task.state.in_(f.states))
+    if f.deadline_from:
+        query = query.where(Task.deadline >= f.deadline_from)
+    if f.deadline_to:
+        query = query.where(Task.deadline <= f.deadline_to)
+    if f.q:
+        query = query.where(or_(Task.code.contains(f.q, autoescape=True), Task.title.contains(f.q, autoescape=True),
+                                Task.description.contains(f.q, autoescape=True)))
+    return query
+
+
+@dataclass
+class Page:
+    tasks: list[Task]
+    next_cursor: str | None
+    total: int
+    by_state: dict[str, int]
+
+
+def encode_cursor(values: list[Any]) -> str:
+    raw = json.dumps([v.isoformat() if isinstance(v, dt.date | dt.datetime) else v for v in values])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, sort: str) -> tuple[Any, int] | None:
+    if not cursor:
+        return None
+    try:
+        key, task_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if sort == "deadline":
+            key = dt.date.fromisoformat(key)
+        elif sort == "updated":
+            key = dt.datetime.fromisoformat(key)
+        return key, int(task_id)
+    except (ValueError, TypeError, json.JSONDecodeError):
+        return None
+
+
+def task_page(s: Session, membership: Membership, f: TaskFilter, cursor: str | None, size: int) -> Page:
+    """One page of the list by keyset (sort key, id): deep pages cost the same as the first."""
+    base = filtered_tasks(s, membership, f)
+    _label, key, descending = SORTS[f.sort]
+    query = base.add_columns(key.label("sort_key"))
+    after = decode_cursor(cursor, f.sort)
+    if after is not None:
+        pair, bound = tuple_(key, Task.id), tuple_(after[0], after[1])
+        query = query.where(pair < bound if descending else pair > bound)
+    order = (key.desc(), Task.id.desc()) if descending else (key.asc(), Task.id.asc())
+    rows = s.execute(query.order_by(*order).limit(size + 1).options(
+        selectinload(Task.task_units).selectinload(TaskUnit.unit), selectinload(Task.region),
+        selectinload(Task.channel), selectinload(Task.round))).all()
+    next_cursor = encode_cursor([rows[size - 1].sort_key, rows[size - 1][0].id]) if len(rows) > size else None
+    counts = dict(s.execute(base.with_only_columns(Task.state, func.count()).group_by(Task.state)).all())
+    return Page([r[0] for r in rows[:size]], next_cursor, sum(counts.values()), counts)
+
+
+def todo(s: Session, membership: Membership, limit: int = 200) -> list[tuple[Task, list[str]]]:
+    """待办: tasks waiting for an action by this membership, with the actions it may take."""
+    states = TODO_STATES.get(membership.role, ())
+    if not states:
+        return []
+    query = visible_tasks(membership).where(Task.state.in_(states))
+    if membership.role == Role.unit.value:
+        lead = exists().where(TaskUnit.task_id == Task.id, TaskUnit.unit_id == membership.unit_id,
+                              TaskUnit.role == "lead")
+        query = query.where(lead)
+    tasks = s.scalars(query.order_by(func.coalesce(Task.deadline, FAR_FUTURE), Task.id).limit(limit).options(
+        selectinload(Task.task_units), selectinload(Task.children))).all()
+    result = []
+    for task in tasks:
+        actions = [a for a in TODO_ACTIONS if can(membership, a, task)]
+        if actions:
+            result.append((task, actions))
+    return result
+
+
+TODO_STATES = {
+    Role.unit.value: (State.assigned.value, State.signed.value, State.rectifying.value),
+    Role.supervisor.value: (State.pending.value, State.signed.value, State.verifying.value),
+}
+# Actions that make a task "waiting for me"; report/submit keep rectifying tasks on a unit's list.
+TODO_ACTIONS = ("assign", "sign", "submit_plan", "approve_plan", "report", "pre_verify", "close")
+
+
+# --- choices for forms ------------------------------------------------------------------------------
+
+
+def region_choices(s: Session, membership: Membership) -> list[tuple[int, str]]:
+    regions = s.scalars(visible_regions(membership).order_by(Region.path)).all()
+    return [(r.id, "　" * (r.level - membership.unit.region.level) + r.name) for r in regions]
+
+
+def unit_choices(s: Session, membership: Membership, *, anywhere: bool = False) -> list[tuple[int, str]]:
+    query = (select(Unit).join(Region, Unit.region_id == Region.id) if anywhere else visible_units(membership))
+    units = s.scalars(query.where(Unit.active.is_(True)).order_by(Region.path, Unit.name)).all()
+    return [(u.id, u.name if u.region.level == 0 else f"{u.name}（{u.region.name}）") for u in units]
+
+
+def channel_choices(s: Session) -> list[tuple[int, str]]:
+    return [(c.id, c.name) for c in s.scalars(select(Channel).order_by(Channel.position, Channel.id))]
+
+
+def round_choices(s: Session) -> list[tuple[int, str]]:
+    return [(r.id, r.name) for r in s.scalars(select(Round).order_by(Round.position, Round.id))]
+
+
+def linked_tasks(s: Session, membership: Membership, task: Task) -> list[tuple[Task, str, str]]:
+    """举一反三 and merge links in both directions, only to tasks the membership can see."""
+    rows = s.execute(select(TaskLink).where(or_(TaskLink.task_id == task.id, TaskLink.other_task_id == task.id))
+                     .order_by(TaskLink.id)).scalars().all()
+    other_ids = {r.other_task_id if r.task_id == task.id else r.task_id: r for r in rows}
+    visible = s.scalars(visible_tasks(membership).where(Task.id.in_(other_ids))).all()
+    return [(t, other_ids[t.id].kind, other_ids[t.id].note) for t in visible]
