@@ -61,6 +61,8 @@ class Config:
 class TestConfig(Config):
     """Fast hashing and a database named by ``DATABASE_URL`` or a temporary SQLite file."""
 
+    __test__ = False  # not a pytest test class
+
     def __init__(self, database_url: str, instance_path: str, **overrides):
         super().__init__(environ={"SECRET_KEY": "test-secret"}, instance_path=instance_path)
         self.SQLALCHEMY_DATABASE_URI = _database_url(database_url)

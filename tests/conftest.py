@@ -87,6 +87,11 @@ def _reset(engine, reference_rows) -> None:
         for table in Base.metadata.sorted_tables:
             if table.name in reference_rows:
                 conn.execute(insert(table), reference_rows[table.name])
+        if conn.dialect.name == "postgresql":  # explicit ids were inserted: move the sequences past them
+            for table in Base.metadata.sorted_tables:
+                if "id" in table.c and table.c.id.primary_key:
+                    conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                                      f"COALESCE((SELECT MAX(id) FROM \"{table.name}\"), 0) + 1, false)"))
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from tracker.operations import (
     CONFLICT_MESSAGE,
     EDITABLE_FIELDS,
     ActionError,
+    ConflictError,
     TaskFields,
     edit_task,
     link_tasks,
@@ -150,7 +151,7 @@ def _apply(task: Task, action: str, form):
         s.rollback()
         storage.discard(folder, stored)
         flash(str(exc) if isinstance(exc, ActionError) else CONFLICT_MESSAGE, "error")
-        return redirect(url_for("tasks.detail", task_id=task.id))
+        return _render_detail(task, {action: form}, 409 if isinstance(exc, StaleDataError | ConflictError) else 400)
     flash(_("已办理：%(label)s", label=TRANSITIONS[action].label), "success")
     return redirect(url_for("tasks.detail", task_id=task.id))
 
