@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from config import TestConfig
 from tests.conftest import PASSWORD, csrf_token, login
 from tracker import create_app
+from tracker.accounts import add_membership
 from tracker.models import Complainant, Event, Evidence, LoginAttempt, Task, User
 from tracker.operations import perform
 
@@ -277,3 +278,18 @@ def test_deactivating_a_user_ends_their_session(client, world, s, app):
     admin.post(f"/admin/users/{world.user('unit_yh').id}/active/0", data={"csrf_token": csrf_token(html)})
     response = client.get("/todo")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_a_user_with_two_memberships_switches_and_events_record_the_membership_used(client, world, s):
+    user = world.user("sup_yh")
+    as_unit = add_membership(s, None, dt.datetime.now(dt.UTC), user, world.units["雨湖区人民政府"], "unit")
+    task = world.assigned()
+    s.commit()
+    login(client, "sup_yh")
+    _, html = page(client, f"/tasks/{task.id}")
+    assert 'id="action-sign"' not in html  # acting as supervisor
+    client.post("/membership", data={"csrf_token": csrf_token(html), "membership_id": as_unit.id})
+    assert post_action(client, task, "sign", {}).status_code == 302
+    s.expire_all()
+    sign = s.scalar(select(Event).where(Event.task_id == task.id, Event.action == "sign"))
+    assert sign.membership_id == as_unit.id and sign.user_id == user.id
