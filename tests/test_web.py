@@ -293,3 +293,15 @@ def test_a_user_with_two_memberships_switches_and_events_record_the_membership_u
     s.expire_all()
     sign = s.scalar(select(Event).where(Event.task_id == task.id, Event.action == "sign"))
     assert sign.membership_id == as_unit.id and sign.user_id == user.id
+
+
+def test_the_task_page_says_why_an_expected_action_is_not_offered(client, world, s):
+    task = world.assigned(channel=world.channels["中央生态环境保护督察"])
+    world.advance(task, "verifying")
+    s.commit()
+    login(client, "sup_hn")
+    _, html = page(client, f"/tasks/{task.id}")
+    assert 'id="action-close"' not in html and "该任务须先经初验" in html
+    login(client, "sup_xt")
+    _, html = page(client, f"/tasks/{task.id}")
+    assert 'id="action-pre_verify"' in html and 'id="action-close"' not in html

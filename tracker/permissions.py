@@ -218,3 +218,17 @@ _GUARDS = {
 def available_actions(membership: Membership, task: Task) -> list[str]:
     """The actions this membership may take on the task now, in table order."""
     return [name for name in TRANSITIONS if name != "register" and can(membership, name, task)]
+
+
+def blocked_actions(membership: Membership, task: Task) -> list[tuple[str, str]]:
+    """Actions this membership would take from the task's state but may not now, with the reason
+    (e.g. 验收销号 before 初验), so a page can say why instead of silently leaving a button out."""
+    mine = parties(membership, task)
+    result = []
+    for name, row in TRANSITIONS.items():
+        if name == "register" or State(task.state) not in row.sources or not mine & row.parties:
+            continue
+        decision = can(membership, name, task)
+        if not decision:
+            result.append((row.label, decision.reason))
+    return result

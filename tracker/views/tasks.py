@@ -24,7 +24,7 @@ from tracker.operations import (
     perform,
     register_task,
 )
-from tracker.permissions import available_actions, can_edit, can_see_complainant, visible_tasks
+from tracker.permissions import available_actions, blocked_actions, can_edit, can_see_complainant, visible_tasks
 from tracker.queries import (
     SORTS,
     TaskFilter,
@@ -119,7 +119,7 @@ def _render_detail(task: Task, failed: dict | None = None, status: int = 200):
     return render_template(
         "tasks/detail.html", task=task, forms=forms, transitions=TRANSITIONS, events=events,
         complainant=complainant, can_edit=bool(can_edit(membership, task)), link_form=LinkForm(),
-        links=linked_tasks(s, membership, task),
+        links=linked_tasks(s, membership, task), blocked=blocked_actions(membership, task),
     ), status
 
 
