@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from tracker.models import (
     CATEGORIES,
@@ -299,6 +300,9 @@ def perform(
     from_state = task.state
     data, effective_on = handler(s, task, actor, now, params)
     _set_state(task, next_state(action, State(from_state)))
+    # Every action bumps the version, also one that changes only other rows (改派 from 已交办, a second
+    # report on the same day): a form made before it must get the conflict message.
+    flag_modified(task, "state")
     record_event(
         s, actor, now, action, task=task, data=data, from_state=from_state, to_state=task.state,
         effective_on=effective_on,
@@ -333,7 +337,8 @@ def _units(s: Session, ids: Sequence[int], label: str) -> list[Unit]:
     return units
 
 
-def _set_units(s: Session, task: Task, leads: Sequence[int], participants: Sequence[int]) -> dict[str, list[str]]:
+def _pick_units(s: Session, leads: Sequence[int], participants: Sequence[int]) -> tuple[list[Unit], list[Unit]]:
+    """The lead and participant units of a form, checked (at least one lead, no unit in both)."""
     lead_units = _units(s, leads, "牵头单位")
     if not lead_units:
         raise ActionError("请选择至少一个牵头单位")
@@ -341,6 +346,11 @@ def _set_units(s: Session, task: Task, leads: Sequence[int], participants: Seque
     overlap = {u.id for u in lead_units} & {u.id for u in participant_units}
     if overlap:
         raise ActionError("同一单位不能既牵头又参与")
+    return lead_units, participant_units
+
+
+def _set_units(s: Session, task: Task, leads: Sequence[int], participants: Sequence[int]) -> dict[str, list[str]]:
+    lead_units, participant_units = _pick_units(s, leads, participants)
     task.task_units.clear()
     s.flush()
     for i, unit in enumerate(lead_units):
@@ -379,7 +389,7 @@ def _h_assign(s, task, actor, now, params):
     if task.original_deadline is None:
         task.original_deadline = deadline
     task.assigned_on = assigned_on
-    task.assigned_by_unit_id = actor.unit_id
+    task.assigned_by_unit = actor.unit
     return {**units, "deadline": deadline, "deadline_text": text}, assigned_on
 
 
@@ -396,6 +406,8 @@ def _h_split(s, task, actor, now, params):
         deadline, kind, text = _deadline(spec, today)
         if not spec.get("leads"):
             raise ActionError(f"第{i}个子任务请选择牵头单位")
+        _pick_units(s, spec.get("leads") or [], spec.get("participants") or [])
+        _check_code_free(s, task.channel_id, task.round_id, region.id, f"{task.code}-{i}")
         planned.append((region, spec, deadline, kind, text))
     names = []
     for i, (region, spec, deadline, kind, text) in enumerate(planned, start=1):
@@ -405,12 +417,12 @@ def _h_split(s, task, actor, now, params):
         units = _set_units(s, child, spec.get("leads") or [], spec.get("participants") or [])
         child.deadline, child.deadline_kind, child.deadline_text = deadline, kind, text
         child.original_deadline = deadline
-        child.assigned_on, child.assigned_by_unit_id = today, actor.unit_id
+        child.assigned_on, child.assigned_by_unit = today, actor.unit
         _set_state(child, State.assigned)
         record_event(s, actor, now, "assign", task=child, from_state=State.pending.value, to_state=child.state,
                      data={**units, "deadline": deadline, "deadline_text": text})
         names.append(f"{child.code} {region.name}")
-    task.assigned_on, task.assigned_by_unit_id = today, actor.unit_id
+    task.assigned_on, task.assigned_by_unit = today, actor.unit
     return {"children": names}, today
 
 
@@ -419,7 +431,7 @@ def _make_child(s: Session, parent: Task, region: Region, index: int, spec: dict
     _check_code_free(s, parent.channel_id, parent.round_id, region.id, code)
     child = Task(
         code=code, channel_id=parent.channel_id, round_id=parent.round_id, region_id=region.id,
-        kind=parent.kind, problem_id=parent.problem_id, parent_id=parent.id,
+        kind=parent.kind, problem_id=parent.problem_id, parent=parent,
         title=(spec.get("title") or "").strip() or f"{parent.title}（{region.name}）",
         description=parent.description, category=parent.category, target=parent.target,
         measures=parent.measures, registered_by_unit_id=parent.registered_by_unit_id,
@@ -491,10 +503,14 @@ def _h_return_plan(s, task, actor, now, params):
     return {"reason": reason}, None
 
 
-def _attach(task: Task, actor: Membership, now: dt.datetime, files: Sequence[StoredFile], report=None) -> list:
+def _check_files(files: Sequence[StoredFile]) -> None:
     for f in files:
         if f.kind not in EVIDENCE_KINDS:
             raise ActionError(f"佐证材料类型“{f.kind}”无效")
+
+
+def _attach(task: Task, actor: Membership, now: dt.datetime, files: Sequence[StoredFile], report=None) -> list:
+    _check_files(files)
     for f in files:
         task.evidence.append(Evidence(
             kind=f.kind, original_name=f.original_name, stored_name=f.stored_name, size=f.size,
@@ -527,6 +543,7 @@ def _h_report(s, task, actor, now, params):
         raise ActionError("所选阶段目标不属于本任务")
     if any(by_id[i].met_on is not None for i in met_ids):
         raise ActionError("所选阶段目标已报告完成")
+    _check_files(params.get("files") or [])
     report = ProgressReport(reported_on=today, text=text, percent=percent, purpose="progress",
                             membership_id=actor.id, created_at=now)
     task.reports.append(report)
@@ -545,6 +562,7 @@ def _h_submit(s, task, actor, now, params):
     files = params.get("files") or []
     if not files:
         raise ActionError("申请销号须上传至少一份佐证材料")
+    _check_files(files)
     today = _today(now)
     report = ProgressReport(reported_on=today, text=text, percent=100, purpose="closure",
                             membership_id=actor.id, created_at=now)
@@ -560,6 +578,7 @@ def _h_submit(s, task, actor, now, params):
 
 def _h_pre_verify(s, task, actor, now, params):
     opinion = _text(params, "opinion", "初验意见")
+    _check_files(params.get("files") or [])
     task.pre_verified_on, task.pre_verify_opinion = _today(now), opinion
     return {"opinion": opinion, "files": _attach(task, actor, now, params.get("files") or [])}, None
 
