@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import fake_file
+from tests.conftest import NOW, fake_file
 from tests.snapshot import refused_and_unchanged, snapshot
 from tracker.models import Event, Task, TaskLink
 from tracker.operations import (
@@ -435,3 +435,23 @@ def test_reports_mark_milestones_met_once_and_a_new_plan_keeps_the_met_ones(s, w
     perform(s, task, "submit_plan", lead, now, target="达标排放", measures="调整方案", milestones=[
         {"due_on": dt.date(2026, 11, 30), "description": "完成验收监测"}])
     assert [(m.description, m.met_on) for m in task.milestones] == [("完成设计", TODAY), ("完成验收监测", None)]
+
+
+def test_complainant_details_are_refused_on_a_task_that_is_not_a_xinfang_case(world, s):
+    with pytest.raises(ActionError, match="交办信访件"):
+        world.register(kind="反馈问题", complainant={"name": "李某某"})
+
+
+def test_the_closure_date_may_not_precede_the_pre_verification(world, s):
+    task = world.assigned(channel=world.channels["中央生态环境保护督察"])
+    world.advance(task, "verifying", now=NOW - dt.timedelta(days=10))
+    perform(s, task, "pre_verify", world.m["sup_xt"], NOW, opinion="初验合格")
+    with pytest.raises(ActionError, match="初验日期"):
+        perform(s, task, "close", world.m["sup_hn"], NOW, opinion="同意", closed_on=NOW.date() - dt.timedelta(days=3))
+
+
+def test_reopening_forgets_the_closure_percent(world, s):
+    task = world.advance(world.assigned(), "closed")
+    assert task.latest_percent == 100
+    perform(s, task, "reopen", world.m["sup_xt"], NOW, reason="返黑返臭", deadline=dt.date(2026, 9, 30))
+    assert task.latest_percent is None and task.state == "rectifying"

@@ -158,6 +158,9 @@ def register_task(s: Session, actor: Membership, now: dt.datetime, fields: TaskF
     _check_choice(fields.category, CATEGORIES, "问题领域")
     code = fields.code.strip() or _next_code(s, channel.id, round_.id, region.id, local_date(now))
     _check_code_free(s, channel.id, round_.id, region.id, code)
+    complainant = {k: v.strip() for k, v in fields.complainant.items() if v and v.strip()}
+    if complainant and fields.kind != "交办信访件":
+        raise ActionError("信访人信息只能登记在交办信访件上")
     task = Task(
         code=code,
         channel_id=channel.id,
@@ -179,8 +182,7 @@ def register_task(s: Session, actor: Membership, now: dt.datetime, fields: TaskF
         task.problem = find_or_create_problem(s, channel.id, round_.id, fields.problem_title.strip())
     s.add(task)
     s.flush()
-    complainant = {k: v.strip() for k, v in fields.complainant.items() if v and v.strip()}
-    if complainant and fields.kind == "交办信访件":
+    if complainant:
         s.add(Complainant(task_id=task.id, **complainant))
     record_event(s, actor, now, "register", task=task, to_state=task.state, data={"code": code, "title": title})
     s.flush()
@@ -383,6 +385,8 @@ def _deadline(params: dict[str, Any], today: dt.date, *, required: bool = True) 
 def _h_assign(s, task, actor, now, params):
     today = _today(now)
     assigned_on = params.get("assigned_on") or today
+    if not isinstance(assigned_on, dt.date) or assigned_on > today:
+        raise ActionError("交办日期无效或晚于今天")
     deadline, kind, text = _deadline(params, assigned_on)
     units = _set_units(s, task, params.get("leads") or [], params.get("participants") or [])
     task.deadline, task.deadline_kind, task.deadline_text = deadline, kind, text
@@ -600,6 +604,8 @@ def _h_close(s, task, actor, now, params):
         raise ActionError("销号日期不能晚于今天")
     if task.closure_applied_on and closed_on < task.closure_applied_on:
         raise ActionError("销号日期不能早于申请销号日期")
+    if task.pre_verified_on and closed_on < task.pre_verified_on:
+        raise ActionError("销号日期不能早于初验日期")
     verifier = None
     if params.get("verifier_unit_id"):
         verifier = s.get(Unit, int(params["verifier_unit_id"]))
@@ -621,6 +627,7 @@ def _h_reopen(s, task, actor, now, params):
     task.closed_on = task.closure_applied_on = task.closure_applied_by_id = task.pre_verified_on = None
     task.verify_opinion = task.pre_verify_opinion = task.closure_doc_no = ""
     task.verifier_unit_id = None
+    task.latest_percent = None  # the 100% of the closure no longer holds; the reports stay in history
     return {"reason": reason, "deadline": deadline, "deadline_text": text, "previous": previous}, None
 
 

@@ -101,6 +101,8 @@ def _fill_choices(form, task: Task) -> None:
     s, membership = db.session(), current_membership()
     if hasattr(form, "leads"):
         form.leads.choices = form.participants.choices = options(unit_choices(s, membership))
+        if form.participants.data is None:  # 改派 keeps the participants unless changed
+            form.participants.data = [u.id for u in task.participant_units]
     if hasattr(form, "milestones_met"):
         open_milestones = [m for m in task.milestones if m.met_on is None]
         form.milestones_met.choices = options((m.id, f"{m.due_on} {m.description}") for m in open_milestones)
