@@ -11,7 +11,7 @@ from tests.conftest import PASSWORD, fake_file
 from tests.snapshot import refused_and_unchanged
 from tracker.accounts import NewUser, add_membership, create_user, end_membership, set_user_active
 from tracker.models import Complainant
-from tracker.operations import perform
+from tracker.operations import ActionError, perform
 from tracker.permissions import (
     can,
     can_see_complainant,
@@ -301,5 +301,7 @@ def test_complainant_follows_the_assigning_level_not_the_registering_one(s, worl
 
 
 def test_complainant_kept_only_for_petitions(s, world):
-    task = world.register(title="反馈问题不带信访人", complainant={"name": "王某"})
-    assert s.scalar(select(Complainant).where(Complainant.task_id == task.id)) is None
+    with pytest.raises(ActionError, match="交办信访件"):
+        world.register(title="反馈问题不带信访人", complainant={"name": "王某"})
+    s.rollback()
+    assert s.scalar(select(Complainant)) is None
