@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from tests.conftest import NOW, fake_file
 from tests.snapshot import refused_and_unchanged, snapshot
+from tracker.audit import CONFLICT_MESSAGE
 from tracker.models import Event, Task, TaskLink
 from tracker.operations import (
-    CONFLICT_MESSAGE,
     ActionError,
     ConflictError,
     TaskFields,

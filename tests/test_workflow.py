@@ -80,6 +80,8 @@ GUARDED: dict[tuple[str, str, str], str] = {
     ("signed", "return_plan", "supervisor"): "尚未报送整改方案",
     # the task was assigned by the city, so the city closes it directly (DESIGN §4 closing level)
     ("verifying", "pre_verify", "supervisor"): "无需初验",
+    # no lead unit asked for an extension on the matrix tasks
+    ("rectifying", "decide_extension", "supervisor"): "没有待审批的延期申请",
 }
 
 
@@ -192,6 +194,9 @@ def valid_params(action: str, m: Matrix) -> dict[str, Any]:
         "reassign": {"leads": [m.unit_id("湘乡市人民政府")], "reason": "职责调整"},
         "cancel": {"reason": "重复登记"},
         "merge": {"reason": "同一信访人重复信访", "merge_into": m.keeper.id},
+        "request_extension": {"reason": "汛期无法施工", "new_deadline": dt.date(2027, 3, 31)},
+        "decide_extension": {"decision": "approve"},
+        "change_deadline": {"reason": "省里统一调整时限", "deadline": dt.date(2027, 6, 30)},
     }
     return examples[action]
 
@@ -226,7 +231,7 @@ def test_table_shape_matches_design():
             assert row.parties == {Party.supervisor}, action
     assert {a for a, t in TRANSITIONS.items() if Party.participant in t.parties} == {"report"}
     assert {a for a, t in TRANSITIONS.items() if Party.lead in t.parties} == {
-        "decline", "sign", "submit_plan", "report", "submit"}
+        "decline", "sign", "submit_plan", "report", "submit", "request_extension"}
 
 
 # --- every (state, action, party) ----------------------------------------------------------------

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from tracker.audit import ActionError, record_event
 from tracker.models import (
     LoginAttempt,
     Membership,
@@ -22,7 +23,6 @@ from tracker.models import (
     UnitKind,
     User,
 )
-from tracker.operations import ActionError, record_event
 from tracker.permissions import in_subtree
 
 MIN_PASSWORD_LENGTH = 10

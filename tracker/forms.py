@@ -211,7 +211,25 @@ class MergeForm(ActionForm):
     reason = TextAreaField(_l("合并理由"), validators=[_required(), Length(max=5000)])
 
 
+class ExtensionRequestForm(ActionForm):
+    new_deadline = DateField(_l("申请延期至"), validators=[_required()])
+    reason = TextAreaField(_l("延期理由"), validators=[_required(), Length(max=5000)])
+
+
+class ExtensionDecisionForm(ActionForm):
+    decision = SelectField(_l("审批意见"), choices=options([("approve", _l("同意延期")), ("deny", _l("不同意延期"))]))
+    note = TextAreaField(_l("说明"), validators=[Length(max=5000)], description=_l("不同意时必填"))
+
+
+class ChangeDeadlineForm(ActionForm):
+    reason = TextAreaField(_l("调整理由"), validators=[_required(), Length(max=5000)])
+    deadline_kind, deadline, deadline_text = _deadline_fields()
+
+
 ACTION_FORMS: dict[str, type[ActionForm]] = {
+    "request_extension": ExtensionRequestForm,
+    "decide_extension": ExtensionDecisionForm,
+    "change_deadline": ChangeDeadlineForm,
     "assign": AssignForm,
     "decline": ReasonForm,
     "sign": EmptyForm,

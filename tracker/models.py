@@ -253,6 +253,7 @@ class Task(Base):
         Index("ix_task_region_state_deadline", "region_id", "state", "deadline", "id"),
         Index("ix_task_state_deadline", "state", "deadline", "id"),
         Index("ix_task_channel_round_state", "channel_id", "round_id", "state"),
+        Index("ix_task_schedule", "schedule", "overdue"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -286,6 +287,17 @@ class Task(Base):
     plan_approved_on: Mapped[dt.date | None] = mapped_column(Date)
     latest_report_on: Mapped[dt.date | None] = mapped_column(Date)
     latest_percent: Mapped[int | None] = mapped_column(Integer)
+    # Start of the current escalation cycle: 交办, an approved extension, a deadline change or a reopen.
+    cycle_started_on: Mapped[dt.date | None] = mapped_column(Date)
+    extension_count: Mapped[int] = mapped_column(Integer, default=0)  # approved extensions (经批准延期)
+    # Today's 序时进度, kept on the task so lists and dashboards need not replay history (DESIGN §5):
+    # completed 已完成 / on_schedule 达到序时进度 / behind 滞后; None while not counted (待交办, 作废).
+    schedule: Mapped[str | None] = mapped_column(String(20))
+    overdue: Mapped[bool] = mapped_column(Boolean, default=False)  # 逾期 (a subset of behind)
+    not_reported: Mapped[bool] = mapped_column(Boolean, default=False)  # 本期未报送
+    schedule_as_of: Mapped[dt.date | None] = mapped_column(Date)  # the day those values hold for
+    # The first day the values above can change without an action; the daily refresh starts there.
+    next_check_on: Mapped[dt.date | None] = mapped_column(Date, index=True)
     # Closure (申请销号 / 初验 / 验收意见 / 销号日期 / 验收单位 / 销号文号)
     closure_applied_on: Mapped[dt.date | None] = mapped_column(Date)
     closure_applied_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
@@ -327,6 +339,13 @@ class Task(Base):
         back_populates="task", order_by="ProgressReport.id.desc()"
     )
     evidence: Mapped[list[Evidence]] = relationship(back_populates="task", order_by="Evidence.id")
+    extension_requests: Mapped[list[ExtensionRequest]] = relationship(
+        back_populates="task", order_by="ExtensionRequest.id"
+    )
+
+    @property
+    def pending_extension(self) -> ExtensionRequest | None:
+        return next((r for r in self.extension_requests if r.status == "pending"), None)
 
     @property
     def state_enum(self) -> State:
@@ -499,3 +518,53 @@ class LoginAttempt(Base):
     remote_addr: Mapped[str] = mapped_column(String(64), default="")
     success: Mapped[bool] = mapped_column(Boolean)
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ExtensionRequest(Base):
+    """申请延期 by a lead unit and its decision (审批延期); the original deadline stays on the task."""
+
+    __tablename__ = "extension_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), index=True)
+    membership_id: Mapped[int] = mapped_column(ForeignKey("membership.id"))
+    requested_on: Mapped[dt.date] = mapped_column(Date)
+    old_deadline: Mapped[dt.date | None] = mapped_column(Date)
+    new_deadline: Mapped[dt.date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending / approved / denied
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("membership.id"))
+    decided_on: Mapped[dt.date | None] = mapped_column(Date)
+    decision_note: Mapped[str] = mapped_column(Text, default="")
+
+    task: Mapped[Task] = relationship(back_populates="extension_requests")
+    membership: Mapped[Membership] = relationship(foreign_keys=[membership_id])
+
+
+class CalendarYear(Base):
+    """A year of the working-day calendar; confirmed once the State Council's notice is loaded."""
+
+    __tablename__ = "calendar_year"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(200), default="")
+
+
+class CalendarDay(Base):
+    """A day that differs from the weekday rule: a public holiday (off) or a 调休 make-up working day."""
+
+    __tablename__ = "calendar_day"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    is_workday: Mapped[bool] = mapped_column(Boolean)
+    name: Mapped[str] = mapped_column(String(100), default="")
+
+
+class Setting(Base):
+    """Admin-kept settings (reporting period, 立行立改 days, tolerance …) as JSON values."""
+
+    __tablename__ = "setting"
+
+    key: Mapped[str] = mapped_column(String(60), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

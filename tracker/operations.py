@@ -17,6 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
+from tracker import schedule, settings
+from tracker.audit import ActionError, ConflictError, record_event
 from tracker.models import (
     CATEGORIES,
     DEADLINE_KINDS,
@@ -24,8 +26,8 @@ from tracker.models import (
     TASK_KINDS,
     Channel,
     Complainant,
-    Event,
     Evidence,
+    ExtensionRequest,
     Membership,
     Milestone,
     Problem,
@@ -41,65 +43,6 @@ from tracker.permissions import can, can_edit, can_register, in_scope, in_subtre
 from tracker.storage import StoredFile
 from tracker.timeutil import local_date
 from tracker.workflow import FINAL_STATES, STATE_LABELS, State, next_state, transition
-
-CONFLICT_MESSAGE = "已被他人修改，请刷新后重试"
-
-
-class ActionError(Exception):
-    """Refused input or action; the message is Chinese and shown to the user as it is."""
-
-
-class ConflictError(ActionError):
-    """The form was made from an older version of the task."""
-
-    def __init__(self) -> None:
-        super().__init__(CONFLICT_MESSAGE)
-
-
-# --- events -------------------------------------------------------------------------------------
-
-
-def record_event(
-    s: Session,
-    actor: Membership | None,
-    now: dt.datetime,
-    action: str,
-    *,
-    task: Task | None = None,
-    entity: str = "task",
-    entity_id: int | None = None,
-    data: dict[str, Any] | None = None,
-    from_state: str | None = None,
-    to_state: str | None = None,
-    effective_on: dt.date | None = None,
-) -> Event:
-    """Append one history event; the only way events are written."""
-    event = Event(
-        task_id=task.id if task is not None else None,
-        entity=entity,
-        entity_id=entity_id if entity_id is not None else (task.id if task is not None else None),
-        action=action,
-        membership_id=actor.id if actor is not None else None,
-        user_id=actor.user_id if actor is not None else None,
-        from_state=from_state,
-        to_state=to_state,
-        data=_jsonable(data or {}),
-        recorded_at=now,
-        effective_on=effective_on or local_date(now),
-    )
-    s.add(event)
-    return event
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
-
 
 # --- registering and editing ------------------------------------------------------------------
 
@@ -310,8 +253,16 @@ def perform(
         effective_on=effective_on,
     )
     _after_close_or_reopen(s, task, action, actor, now)
+    _refresh_schedules(s, task, _today(now))
     s.flush()
     return task
+
+
+def _refresh_schedules(s: Session, task: Task, today: dt.date) -> None:
+    """Keep today's 序时进度 on the task (and its split family) current after every action."""
+    time = settings.time_settings(s)
+    for t in {task, *task.children, *([task.parent] if task.parent else [])}:
+        schedule.refresh(t, today, time)
 
 
 def _set_state(task: Task, state: State) -> None:
@@ -392,9 +343,10 @@ def _h_assign(s, task, actor, now, params):
     task.deadline, task.deadline_kind, task.deadline_text = deadline, kind, text
     if task.original_deadline is None:
         task.original_deadline = deadline
-    task.assigned_on = assigned_on
+    task.assigned_on = task.cycle_started_on = assigned_on
     task.assigned_by_unit = actor.unit
-    return {**units, "deadline": deadline, "deadline_text": text}, assigned_on
+    return {**units, "deadline": deadline, "deadline_kind": kind, "deadline_text": text,
+            "assigned_on": assigned_on}, assigned_on
 
 
 def _h_split(s, task, actor, now, params):
@@ -421,10 +373,11 @@ def _h_split(s, task, actor, now, params):
         units = _set_units(s, child, spec.get("leads") or [], spec.get("participants") or [])
         child.deadline, child.deadline_kind, child.deadline_text = deadline, kind, text
         child.original_deadline = deadline
-        child.assigned_on, child.assigned_by_unit = today, actor.unit
+        child.assigned_on, child.assigned_by_unit, child.cycle_started_on = today, actor.unit, today
         _set_state(child, State.assigned)
         record_event(s, actor, now, "assign", task=child, from_state=State.pending.value, to_state=child.state,
-                     data={**units, "deadline": deadline, "deadline_text": text})
+                     data={**units, "deadline": deadline, "deadline_kind": kind, "deadline_text": text,
+                           "assigned_on": today})
         names.append(f"{child.code} {region.name}")
     task.assigned_on, task.assigned_by_unit = today, actor.unit
     return {"children": names}, today
@@ -628,7 +581,9 @@ def _h_reopen(s, task, actor, now, params):
     task.verify_opinion = task.pre_verify_opinion = task.closure_doc_no = ""
     task.verifier_unit_id = None
     task.latest_percent = None  # the 100% of the closure no longer holds; the reports stay in history
-    return {"reason": reason, "deadline": deadline, "deadline_text": text, "previous": previous}, None
+    task.cycle_started_on = _today(now)
+    return {"reason": reason, "deadline": deadline, "deadline_kind": kind, "deadline_text": text,
+            "previous": previous}, None
 
 
 def _h_reassign(s, task, actor, now, params):
@@ -655,7 +610,61 @@ def _h_merge(s, task, actor, now, params):
     return {"reason": reason, "merge_into": kept.code}, None
 
 
+def _h_request_extension(s, task, actor, now, params):
+    reason = _text(params, "reason", "延期理由")
+    new_deadline = params.get("new_deadline")
+    today = _today(now)
+    if not isinstance(new_deadline, dt.date):
+        raise ActionError("请填写申请延期至的日期")
+    if today > task.deadline:
+        raise ActionError("已超过整改时限，不能再申请延期，请联系督办人员调整时限")
+    if new_deadline <= task.deadline:
+        raise ActionError("延期后的时限须晚于现行时限")
+    task.extension_requests.append(ExtensionRequest(
+        membership_id=actor.id, requested_on=today, old_deadline=task.deadline, new_deadline=new_deadline,
+        reason=reason, status="pending"))
+    return {"reason": reason, "old_deadline": task.deadline, "new_deadline": new_deadline}, None
+
+
+def _h_decide_extension(s, task, actor, now, params):
+    request = task.pending_extension
+    decision = params.get("decision")
+    if decision not in ("approve", "deny"):
+        raise ActionError("请选择同意或不同意延期")
+    note = (params.get("note") or "").strip()
+    if decision == "deny" and not note:
+        raise ActionError("不同意延期须说明理由")
+    today = _today(now)
+    approved = decision == "approve"
+    request.status = "approved" if approved else "denied"
+    request.decided_by_id, request.decided_on, request.decision_note = actor.id, today, note
+    data = {"approved": approved, "old_deadline": task.deadline, "new_deadline": request.new_deadline,
+            "reason": request.reason, "note": note}
+    if approved:
+        task.deadline = request.new_deadline
+        task.extension_count += 1
+        task.cycle_started_on = today
+    return data, None
+
+
+def _h_change_deadline(s, task, actor, now, params):
+    reason = _text(params, "reason", "调整理由")
+    deadline, kind, text = _deadline(params, _today(now))
+    if (deadline, kind) == (task.deadline, task.deadline_kind):
+        raise ActionError("新的时限与现行时限相同")
+    old = {"deadline": task.deadline, "deadline_kind": task.deadline_kind, "deadline_text": task.deadline_text}
+    task.deadline, task.deadline_kind, task.deadline_text = deadline, kind, text
+    if task.original_deadline is None:
+        task.original_deadline = deadline
+    task.cycle_started_on = _today(now)
+    return {"reason": reason, "deadline": deadline, "deadline_kind": kind, "deadline_text": text,
+            "old": old}, None
+
+
 HANDLERS: dict[str, Handler] = {
+    "request_extension": _h_request_extension,
+    "decide_extension": _h_decide_extension,
+    "change_deadline": _h_change_deadline,
     "assign": _h_assign,
     "split": _h_split,
     "decline": _h_decline,

@@ -205,7 +205,23 @@ def _guard_cancel(membership: Membership, task: Task) -> Decision:
     return ALLOW
 
 
+def _guard_request_extension(membership: Membership, task: Task) -> Decision:
+    if task.deadline is None:
+        return _deny("长期坚持的任务没有时限，无需申请延期")
+    if task.pending_extension is not None:
+        return _deny("已有延期申请正在审批")
+    return ALLOW
+
+
+def _guard_decide_extension(membership: Membership, task: Task) -> Decision:
+    if task.pending_extension is None:
+        return _deny("没有待审批的延期申请")
+    return ALLOW
+
+
 _GUARDS = {
+    "request_extension": _guard_request_extension,
+    "decide_extension": _guard_decide_extension,
     "submit_plan": _guard_submit_plan,
     "approve_plan": _guard_review_plan,
     "return_plan": _guard_review_plan,
@@ -232,3 +248,8 @@ def blocked_actions(membership: Membership, task: Task) -> list[tuple[str, str]]
         if not decision:
             result.append((row.label, decision.reason))
     return result
+
+
+def can_admin_province(membership: Membership | None) -> bool:
+    """Nation- or province-wide settings (calendar, reporting period): a province admin, or the CLI."""
+    return membership is None or (membership.role == Role.admin.value and membership.unit.region.level == 0)

@@ -88,6 +88,9 @@ TRANSITIONS: dict[str, Transition] = {
         _t("reassign", "改派", [State.assigned, State.signed, State.rectifying], State.assigned, [S], ["leads"]),
         _t("cancel", "作废", _OPEN, State.cancelled, [S], ["reason"]),
         _t("merge", "合并", _OPEN, State.cancelled, [S], ["reason", "merge_into"]),
+        _t("request_extension", "申请延期", [State.rectifying], None, [L], ["reason", "new_deadline"]),
+        _t("decide_extension", "审批延期", [State.rectifying], None, [S], ["decision"]),
+        _t("change_deadline", "调整时限", _OPEN, None, [S], ["reason", "deadline"]),
     )
 }
 

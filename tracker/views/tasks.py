@@ -10,11 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from tracker import db, storage
+from tracker.audit import CONFLICT_MESSAGE
 from tracker.auth import current_membership
 from tracker.forms import ACTION_FORMS, EmptyForm, LinkForm, RegisterForm, SplitChildForm, TaskFieldsForm, options
 from tracker.models import Complainant, Event, Evidence, Task
 from tracker.operations import (
-    CONFLICT_MESSAGE,
     EDITABLE_FIELDS,
     ActionError,
     ConflictError,
