@@ -6,6 +6,7 @@ from alembic import command
 from sqlalchemy import create_engine, select
 
 from tracker import migrate
+from tracker.db import make_engine
 from tracker.models import Channel, Region
 
 
@@ -36,4 +37,37 @@ def test_downgrade_to_empty_and_upgrade_again(app, database_url):
     finally:
         command.upgrade(cfg, "head")
     migrate.check(engine)
+    engine.dispose()
+
+
+def test_upgrading_a_database_that_holds_tasks(app, database_url):
+    """Later migrations (batch mode on SQLite) must carry existing rows across, foreign keys and all."""
+    engine = make_engine(database_url)  # the app's engine: foreign keys enforced on SQLite
+    cfg = migrate.alembic_config(engine)
+    try:
+        command.downgrade(cfg, "0002")
+        with engine.begin() as conn:
+            region = conn.exec_driver_sql("SELECT id FROM region WHERE level = 1 ORDER BY id LIMIT 1").scalar()
+            conn.exec_driver_sql(f"INSERT INTO unit (name, region_id, kind, active) VALUES "
+                                 f"('长沙市生态环境局', {region}, 'department', true)")
+            unit = conn.exec_driver_sql("SELECT id FROM unit").scalar()
+            conn.exec_driver_sql("INSERT INTO round (name, position) VALUES ('第一轮', 0)")
+            round_id = conn.exec_driver_sql("SELECT id FROM round").scalar()
+            channel = conn.exec_driver_sql("SELECT id FROM channel ORDER BY id LIMIT 1").scalar()
+            conn.exec_driver_sql(
+                "INSERT INTO task (code, channel_id, round_id, kind, title, description, region_id, category, "
+                "responsible_leader, contact, target, measures, deadline_text, deadline_kind, state, "
+                "escalation_level, registered_by_unit_id, closure_report, pre_verify_opinion, verify_opinion, "
+                "closure_doc_no, accountability, remarks, created_at, updated_at, version) VALUES "
+                f"('1', {channel}, {round_id}, '反馈问题', '下塞湖矮围', '', {region}, '生态', '', '', '', '', '', "
+                f"'date', 'pending', 0, {unit}, '', '', '', '', '', '', '2026-01-01', '2026-01-01', 1)")
+            task = conn.exec_driver_sql("SELECT id FROM task").scalar()
+            conn.exec_driver_sql(  # a row that references the task, as every real task has
+                "INSERT INTO event (task_id, entity, entity_id, action, data, recorded_at, effective_on) VALUES "
+                f"({task}, 'task', {task}, 'register', '{{}}', '2026-01-01', '2026-01-01')")
+        command.upgrade(cfg, "head")
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT title, extension_count FROM task").one() == ("下塞湖矮围", 0)
+    finally:
+        command.upgrade(cfg, "head")
     engine.dispose()

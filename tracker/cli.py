@@ -6,6 +6,8 @@ input and is safe to run from cron.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import sys
 from pathlib import Path
 
@@ -14,13 +16,14 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import inspect, or_, select
 
-from tracker import db, demo, migrate
+from tracker import calendars, db, demo, migrate, reports, settings
 from tracker.accounts import NewUser, create_user
-from tracker.models import Role, Unit, UnitAlias
+from tracker.models import Region, Role, Unit, UnitAlias
 from tracker.operations import ActionError
-from tracker.timeutil import utcnow
+from tracker.timeutil import local_date, utcnow
 
 db_cli = AppGroup("db", help="数据库：迁移与检查")
+calendar_cli = AppGroup("calendar", help="工作日历")
 demo_cli = AppGroup("demo", help="演示数据")
 user_cli = AppGroup("user", help="用户管理")
 
@@ -104,6 +107,88 @@ def _read_password() -> str:
     return password
 
 
+def _parse_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        fail(f"日期“{value}”无效，应为YYYY-MM-DD")
+
+
+@calendar_cli.command("is-workday")
+@click.argument("day")
+def calendar_is_workday(day: str) -> None:
+    """Print yes or no: is DAY a working day (调休 included)."""
+    date = _parse_date(day)
+    cal = calendars.load(db.session())
+    click.echo("yes" if cal.is_workday(date) else "no")
+    if cal.is_provisional(date):
+        click.echo(f"（{date.year}年日历尚未确认，结果暂定）", err=True)
+
+
+@calendar_cli.command("workdays-after")
+@click.argument("day")
+@click.argument("n", type=click.IntRange(min=1))
+def calendar_workdays_after(day: str, n: int) -> None:
+    """Print the N-th working day after DAY."""
+    date = _parse_date(day)
+    cal = calendars.load(db.session())
+    result = cal.add_workdays(date, n)
+    click.echo(result.isoformat())
+    if cal.is_provisional(result) or cal.is_provisional(date):
+        click.echo("（涉及尚未确认的年份，结果暂定）", err=True)
+
+
+@calendar_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--source", default="", help="依据，如 国办发明电〔2025〕7号")
+def calendar_import(path: str, source: str) -> None:
+    """Load a year's holidays and 调休 working days (CSV: date,is_workday,name) and mark it confirmed."""
+    s = db.session()
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+        years = calendars.import_year(s, None, utcnow(), calendars.parse_csv(text), source or Path(path).name)
+    except (ActionError, UnicodeDecodeError) as exc:
+        s.rollback()
+        fail(f"导入失败：{exc}" if isinstance(exc, ActionError) else "文件不是UTF-8编码的CSV")
+    s.commit()
+    click.echo(f"已导入并确认：{'、'.join(f'{y}年' for y in years)}")
+
+
+@click.command("report")
+@click.option("--as-of", "as_of", default=None, help="截至日期 YYYY-MM-DD（默认今天）")
+@click.option("--by", type=click.Choice(list(reports.GROUPINGS)), default="channel-round")
+@click.option("--region", "region_name", default=None, help="地区名称（默认湖南省）")
+@click.option("--json", "as_json", is_flag=True, help="输出JSON")
+def report_command(as_of: str | None, by: str, region_name: str | None, as_json: bool) -> None:
+    """The 序时进度 report (DESIGN §5) for a region's subtree as of a date."""
+    s = db.session()
+    date = _parse_date(as_of) if as_of else local_date(utcnow())
+    region = _find_region(s, region_name)
+    result = reports.build(s, region, date, by, settings.time_settings(s))
+    if as_json:
+        click.echo(json.dumps([row.as_json() for row in result.rows], ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{region.name}整改任务序时进度（截至{date.year}年{date.month}月{date.day}日，{reports.GROUPINGS[by]}）")
+    header = ["分组", "共", "已完成", "达到序时进度", "滞后", "其中逾期", "其中经批准延期", "销号率"]
+    click.echo("\t".join(header))
+    for row in [*result.rows, result.total]:
+        click.echo("\t".join([" · ".join(row.group), *(str(v) for v in (
+            row.total, row.completed, row.on_schedule, row.behind, row.overdue, row.extended)),
+            f"{row.closure_rate:.1%}"]))
+
+
+def _find_region(s, name: str | None) -> Region:
+    if not name:
+        return s.scalar(select(Region).where(Region.level == 0))
+    found = s.scalars(select(Region).where(Region.name == name)).all()
+    if not found:
+        fail(f"找不到地区“{name}”")
+    if len(found) > 1:
+        fail(f"地区“{name}”有重名：" + "、".join(r.parent.name for r in found if r.parent))
+    return found[0]
+
+
 def init_app(app: Flask) -> None:
-    for group in (db_cli, demo_cli, user_cli):
+    for group in (db_cli, demo_cli, user_cli, calendar_cli):
         app.cli.add_command(group)
+    app.cli.add_command(report_command)

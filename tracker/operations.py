@@ -17,8 +17,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
-from tracker import schedule, settings
+from tracker import calendars, schedule, settings
 from tracker.audit import ActionError, ConflictError, record_event
+from tracker.deadlines import DeadlineError, parse_deadline
 from tracker.models import (
     CATEGORIES,
     DEADLINE_KINDS,
@@ -313,19 +314,22 @@ def _set_units(s: Session, task: Task, leads: Sequence[int], participants: Seque
     return {"leads": [u.name for u in lead_units], "participants": [u.name for u in participant_units]}
 
 
-def _deadline(params: dict[str, Any], today: dt.date, *, required: bool = True) -> tuple[dt.date | None, str, str]:
-    """The (date, kind, text) of a deadline given in a form; 长期坚持 needs no date."""
+def _deadline(s: Session, params: dict[str, Any], today: dt.date) -> tuple[dt.date | None, str, str]:
+    """The (date, kind, text) of a deadline given in a form: a date, 长期坚持, or the text as the
+    government sheet writes it (2026年6月底前, 15个工作日内, 长期坚持 …), read by ``deadlines``."""
     kind = params.get("deadline_kind") or "date"
     if kind not in DEADLINE_KINDS:
         raise ActionError("时限类型无效")
     deadline = params.get("deadline")
     text = (params.get("deadline_text") or "").strip()
-    if kind == "long_term":
-        return None, kind, text or "长期坚持"
+    if kind == "long_term" and deadline is None and not text:
+        return None, kind, "长期坚持"
+    if deadline is None and text:
+        deadline, kind = _parse_deadline_text(s, text, today)
+        if deadline is None:
+            return None, kind, text
     if deadline is None:
-        if required:
-            raise ActionError("请填写整改时限")
-        return None, kind, text
+        raise ActionError("请填写整改时限")
     if not isinstance(deadline, dt.date):
         raise ActionError("整改时限不是有效日期")
     if deadline < today:
@@ -333,12 +337,21 @@ def _deadline(params: dict[str, Any], today: dt.date, *, required: bool = True) 
     return deadline, kind, text or f"{deadline.year}年{deadline.month}月{deadline.day}日前"
 
 
+def _parse_deadline_text(s: Session, text: str, assigned_on: dt.date) -> tuple[dt.date | None, str]:
+    try:
+        parsed = parse_deadline(text, assigned_on=assigned_on, add_workdays=calendars.load(s).add_workdays,
+                                immediate_workdays=settings.time_settings(s).immediate_workdays)
+    except DeadlineError as exc:
+        raise ActionError(str(exc)) from None
+    return parsed.date, parsed.kind
+
+
 def _h_assign(s, task, actor, now, params):
     today = _today(now)
     assigned_on = params.get("assigned_on") or today
     if not isinstance(assigned_on, dt.date) or assigned_on > today:
         raise ActionError("交办日期无效或晚于今天")
-    deadline, kind, text = _deadline(params, assigned_on)
+    deadline, kind, text = _deadline(s, params, assigned_on)
     units = _set_units(s, task, params.get("leads") or [], params.get("participants") or [])
     task.deadline, task.deadline_kind, task.deadline_text = deadline, kind, text
     if task.original_deadline is None:
@@ -359,7 +372,7 @@ def _h_split(s, task, actor, now, params):
         region = s.get(Region, int(spec.get("region_id") or 0))
         if region is None or not in_subtree(actor, region) or not region.path.startswith(task.region.path):
             raise ActionError(f"第{i}个子任务的地区不在本任务范围内")
-        deadline, kind, text = _deadline(spec, today)
+        deadline, kind, text = _deadline(s, spec, today)
         if not spec.get("leads"):
             raise ActionError(f"第{i}个子任务请选择牵头单位")
         _pick_units(s, spec.get("leads") or [], spec.get("participants") or [])
@@ -574,7 +587,7 @@ def _h_close(s, task, actor, now, params):
 
 def _h_reopen(s, task, actor, now, params):
     reason = _text(params, "reason", "重新整改理由")
-    deadline, kind, text = _deadline(params, _today(now))
+    deadline, kind, text = _deadline(s, params, _today(now))
     previous = {"closed_on": task.closed_on, "closure_doc_no": task.closure_doc_no}
     task.deadline, task.deadline_kind, task.deadline_text = deadline, kind, text
     task.closed_on = task.closure_applied_on = task.closure_applied_by_id = task.pre_verified_on = None
@@ -649,7 +662,7 @@ def _h_decide_extension(s, task, actor, now, params):
 
 def _h_change_deadline(s, task, actor, now, params):
     reason = _text(params, "reason", "调整理由")
-    deadline, kind, text = _deadline(params, _today(now))
+    deadline, kind, text = _deadline(s, params, _today(now))
     if (deadline, kind) == (task.deadline, task.deadline_kind):
         raise ActionError("新的时限与现行时限相同")
     old = {"deadline": task.deadline, "deadline_kind": task.deadline_kind, "deadline_text": task.deadline_text}

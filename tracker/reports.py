@@ -1,0 +1,128 @@
+"""The §5 report: 共 / 已完成 / 达到序时进度 / 滞后（其中逾期）/ 其中经批准延期 / 销号率 as of a date,
+grouped by channel × round, by region (direct children with their subtrees, plus 本级) or by lead
+unit (a task counts once under each of its lead units), for one region's subtree."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from tracker.models import Channel, Region, Round, Task, TaskUnit
+from tracker.progress import Bucket, Classification, Snapshot
+from tracker.schedule import classify_as_of, counted_candidates, snapshots_as_of
+from tracker.settings import TimeSettings
+
+GROUPINGS = {"channel-round": "按来源和批次", "region": "按地区", "unit": "按责任单位"}
+LOCAL_LEVEL = "本级"  # tasks of the report's own region, not of a child region
+# Cell names a drill-down may ask for, and the task test behind each.
+CELLS: dict[str, Callable[[Snapshot, Classification], bool]] = {
+    "total": lambda snap, c: True,
+    "completed": lambda snap, c: c.bucket == Bucket.completed,
+    "on_schedule": lambda snap, c: c.bucket == Bucket.on_schedule,
+    "behind": lambda snap, c: c.bucket == Bucket.behind,
+    "overdue": lambda snap, c: c.overdue,
+    "extended": lambda snap, c: snap.extended,
+}
+
+
+@dataclass
+class Row:
+    group: list[str]
+    total: int = 0
+    completed: int = 0
+    on_schedule: int = 0
+    behind: int = 0
+    overdue: int = 0
+    extended: int = 0
+    task_ids: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list), repr=False)
+
+    @property
+    def closure_rate(self) -> float:
+        """销号率: completed / total, as a fraction (0 when there is no task)."""
+        return round(self.completed / self.total, 4) if self.total else 0.0
+
+    def add(self, task_id: int, snap: Snapshot, result: Classification) -> None:
+        for cell, test in CELLS.items():
+            if test(snap, result):
+                setattr(self, cell, getattr(self, cell) + 1)
+                self.task_ids[cell].append(task_id)
+
+    def as_json(self) -> dict:
+        data = {k: v for k, v in asdict(self).items() if k != "task_ids"}
+        return {**data, "closure_rate": self.closure_rate}
+
+
+@dataclass
+class Report:
+    region: Region
+    as_of: dt.date
+    by: str
+    rows: list[Row]
+    total: Row
+
+
+def build(s: Session, region: Region, as_of: dt.date, by: str, settings: TimeSettings) -> Report:
+    """The report for ``region``'s subtree as of the end of ``as_of``, from the events (DESIGN §3)."""
+    if by not in GROUPINGS:
+        raise ValueError(by)
+    subtree = select(Region.id).where(Region.path.startswith(region.path, autoescape=True))
+    tasks = s.scalars(counted_candidates(as_of).where(Task.region_id.in_(subtree)).options(
+        selectinload(Task.region), selectinload(Task.task_units).selectinload(TaskUnit.unit))).all()
+    snapshots = snapshots_as_of(s, tasks, as_of)
+    results = classify_as_of(snapshots, as_of, settings)
+    by_id = {t.id: t for t in tasks}
+    keyer = _KEYS[by](s, region)
+    rows: dict[tuple, Row] = {}
+    total = Row(group=["合计"])
+    for task_id, result in results.items():
+        total.add(task_id, snapshots[task_id], result)
+        for key, names in keyer(by_id[task_id]):
+            rows.setdefault(key, Row(group=names)).add(task_id, snapshots[task_id], result)
+    return Report(region, as_of, by, [rows[k] for k in sorted(rows)], total)
+
+
+def _by_channel_round(s: Session, region: Region):
+    channels = {c.id: c for c in s.scalars(select(Channel))}
+    rounds = {r.id: r for r in s.scalars(select(Round))}
+
+    def key(task: Task):
+        c, r = channels[task.channel_id], rounds[task.round_id]
+        yield (c.position, c.id, r.position, r.id), [c.name, r.name]
+
+    return key
+
+
+def _by_region(s: Session, region: Region):
+    children = s.scalars(select(Region).where(Region.parent_id == region.id)).all()
+
+    def key(task: Task):
+        for child in children:
+            if task.region.path.startswith(child.path):
+                yield (0, child.name, child.id), [child.name]
+                return
+        yield (1, "", 0), [LOCAL_LEVEL]
+
+    return key
+
+
+def _by_unit(s: Session, region: Region):
+    def key(task: Task):
+        for tu in task.task_units:
+            if tu.role == "lead":
+                yield (tu.unit.region.path, tu.unit.name, tu.unit_id), [tu.unit.name]
+
+    return key
+
+
+_KEYS = {"channel-round": _by_channel_round, "region": _by_region, "unit": _by_unit}
+
+
+def find_row(report: Report, group: list[str]) -> Row | None:
+    if group == report.total.group:
+        return report.total
+    return next((row for row in report.rows if row.group == group), None)
