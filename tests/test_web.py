@@ -305,3 +305,12 @@ def test_the_task_page_says_why_an_expected_action_is_not_offered(client, world,
     login(client, "sup_xt")
     _, html = page(client, f"/tasks/{task.id}")
     assert 'id="action-pre_verify"' in html and 'id="action-close"' not in html
+
+
+def test_a_supervisor_opens_a_pending_task_and_is_offered_assign_and_split(client, world, s):
+    task = world.register()
+    s.commit()
+    login(client, "sup_xt")
+    response, html = page(client, f"/tasks/{task.id}")
+    assert response.status_code == 200
+    assert 'id="action-assign"' in html and f"/tasks/{task.id}/split" in html

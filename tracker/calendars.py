@@ -30,6 +30,7 @@ def load(s: Session) -> WorkCalendar:
 def parse_csv(text: str) -> list[tuple[dt.date, bool, str]]:
     """Rows of ``date,is_workday,name`` (a header row is allowed); errors name the line, in Chinese."""
     rows = []
+    seen: dict[dt.date, int] = {}
     for number, record in enumerate(csv.reader(io.StringIO(text.lstrip("\ufeff"))), start=1):
         if not record or not "".join(record).strip():
             continue
@@ -37,7 +38,11 @@ def parse_csv(text: str) -> list[tuple[dt.date, bool, str]]:
             continue
         if len(record) < 2:
             raise ActionError(f"第{number}行应有日期和是否上班两列")
-        rows.append((_day(record[0], number), _flag(record[1], number), (record[2] if len(record) > 2 else "").strip()))
+        day = _day(record[0], number)
+        if day in seen:
+            raise ActionError(f"第{number}行的日期“{day.isoformat()}”与第{seen[day]}行重复")
+        seen[day] = number
+        rows.append((day, _flag(record[1], number), (record[2] if len(record) > 2 else "").strip()))
     if not rows:
         raise ActionError("文件中没有日期")
     return rows

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     DateField,
@@ -302,3 +303,25 @@ class RegionForm(FlaskForm):
 
 class CsrfOnlyForm(FlaskForm):
     """A button that changes data (logout, deactivate …): CSRF only."""
+
+
+class CalendarDayForm(FlaskForm):
+    day = DateField(_l("日期"), validators=[_required()])
+    kind = SelectField(_l("类型"), choices=options([("holiday", _l("放假")), ("workday", _l("调休上班")),
+                                                    ("normal", _l("恢复为普通日"))]))
+    name = StringField(_l("名称"), validators=[Length(max=100)], description=_l("如：国庆节、国庆节调休上班"))
+
+
+class CalendarImportForm(FlaskForm):
+    file = FileField(_l("CSV文件（日期,是否上班,名称）"), validators=[_required()])
+    source = StringField(_l("依据"), validators=[Length(max=200)], description=_l("如：国办发明电〔2026〕5号"))
+
+
+class SettingsForm(FlaskForm):
+    every = SelectField(_l("报送周期"), choices=options([("month", _l("每月")), ("quarter", _l("每季度"))]))
+    due_day = IntegerField(_l("报送截止日（每期最后一个月的几号）"),
+                           validators=[InputRequired(message=REQUIRED), NumberRange(1, 31, _l("须在1到31之间"))])
+    tolerance = IntegerField(_l("进度容差（百分点）"),
+                             validators=[InputRequired(message=REQUIRED), NumberRange(0, 100, _l("须在0到100之间"))])
+    immediate_workdays = IntegerField(_l("立行立改时限（工作日）"), validators=[
+        InputRequired(message=REQUIRED), NumberRange(1, 60, _l("须在1到60之间"))])

@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import Select, exists, func, or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
-from tracker.models import Channel, Membership, Region, Role, Round, Task, TaskLink, TaskUnit, Unit
+from tracker.models import Channel, ExtensionRequest, Membership, Region, Role, Round, Task, TaskLink, TaskUnit, Unit
 from tracker.permissions import can, visible_regions, visible_tasks, visible_units
+from tracker.workdays import WorkCalendar
 from tracker.workflow import State
 
 FAR_FUTURE = dt.date(9999, 12, 31)
@@ -33,6 +34,7 @@ class TaskFilter:
     deadline_from: dt.date | None = None
     deadline_to: dt.date | None = None
     q: str = ""
+    schedule: str = ""  # completed / on_schedule / behind / overdue / not_reported (today's values)
     sort: str = "deadline"
 
     @classmethod
@@ -47,6 +49,7 @@ class TaskFilter:
             deadline_from=_date(args.get("deadline_from")),
             deadline_to=_date(args.get("deadline_to")),
             q=(args.get("q") or "").strip()[:100],
+            schedule=args.get("schedule") if args.get("schedule") in SCHEDULE_FILTERS else "",
             sort=args.get("sort") if args.get("sort") in SORTS else "deadline",
         )
 
@@ -64,6 +67,15 @@ def _date(value: str | None) -> dt.date | None:
     except ValueError:
         return None
 
+
+# 序时进度 filters on today's values kept on each task.
+SCHEDULE_FILTERS = {
+    "completed": ("已完成", Task.schedule == "completed"),
+    "on_schedule": ("达到序时进度", Task.schedule == "on_schedule"),
+    "behind": ("滞后", Task.schedule == "behind"),
+    "overdue": ("逾期", Task.overdue.is_(True)),
+    "not_reported": ("本期未报送", Task.not_reported.is_(True)),
+}
 
 # name -> (label, key expression, descending)
 SORTS: dict[str, tuple[str, Any, bool]] = {
@@ -91,6 +103,8 @@ def filtered_tasks(s: Session, membership: Membership, f: TaskFilter) -> Select[
         query = query.where(Task.deadline >= f.deadline_from)
     if f.deadline_to:
         query = query.where(Task.deadline <= f.deadline_to)
+    if f.schedule:
+        query = query.where(SCHEDULE_FILTERS[f.schedule][1])
     if f.q:
         query = query.where(or_(Task.code.contains(f.q, autoescape=True), Task.title.contains(f.q, autoescape=True),
                                 Task.description.contains(f.q, autoescape=True)))
@@ -144,30 +158,43 @@ def task_page(s: Session, membership: Membership, f: TaskFilter, cursor: str | N
 
 def todo(s: Session, membership: Membership, limit: int = 200) -> list[tuple[Task, list[str]]]:
     """待办: tasks waiting for an action by this membership, with the actions it may take."""
-    states = TODO_STATES.get(membership.role, ())
-    if not states:
+    condition = _todo_condition(membership)
+    if condition is None:
         return []
-    query = visible_tasks(membership).where(Task.state.in_(states))
-    if membership.role == Role.unit.value:
-        lead = exists().where(TaskUnit.task_id == Task.id, TaskUnit.unit_id == membership.unit_id,
-                              TaskUnit.role == "lead")
-        query = query.where(lead)
-    tasks = s.scalars(query.order_by(func.coalesce(Task.deadline, FAR_FUTURE), Task.id).limit(limit).options(
-        selectinload(Task.task_units), selectinload(Task.children))).all()
+    tasks = s.scalars(visible_tasks(membership).where(condition)
+                      .order_by(func.coalesce(Task.deadline, FAR_FUTURE), Task.id).limit(limit)
+                      .options(selectinload(Task.task_units), selectinload(Task.children),
+                               selectinload(Task.extension_requests))).all()
     result = []
     for task in tasks:
         actions = [a for a in TODO_ACTIONS if can(membership, a, task)]
+        if task.not_reported and "report" in actions:
+            actions = ["not_reported", *actions]
         if actions:
             result.append((task, actions))
     return result
 
 
-TODO_STATES = {
-    Role.unit.value: (State.assigned.value, State.signed.value, State.rectifying.value),
-    Role.supervisor.value: (State.pending.value, State.signed.value, State.verifying.value),
-}
-# Actions that make a task "waiting for me"; report/submit keep rectifying tasks on a unit's list.
-TODO_ACTIONS = ("assign", "sign", "submit_plan", "approve_plan", "report", "pre_verify", "close")
+def _todo_condition(membership: Membership):
+    """Which tasks wait on this membership: set-based, so 待办 stays cheap on a large ledger."""
+    plan_waiting = (Task.state == State.signed.value) & Task.plan_submitted_on.is_not(None)
+    if membership.role == Role.supervisor.value:
+        pending_extension = exists().where(ExtensionRequest.task_id == Task.id, ExtensionRequest.status == "pending")
+        return or_(Task.state.in_([State.pending.value, State.verifying.value]), plan_waiting,
+                   (Task.state == State.rectifying.value) & pending_extension)
+    if membership.role == Role.unit.value:
+        lead = exists().where(TaskUnit.task_id == Task.id, TaskUnit.unit_id == membership.unit_id,
+                              TaskUnit.role == "lead")
+        needs_me = or_(Task.state == State.assigned.value,
+                       (Task.state == State.signed.value) & Task.plan_submitted_on.is_(None),
+                       (Task.state == State.rectifying.value) & or_(Task.not_reported, Task.schedule == "behind"))
+        return lead & needs_me
+    return None
+
+
+# Actions that make a task "waiting for me".
+TODO_ACTIONS = ("assign", "sign", "submit_plan", "approve_plan", "decide_extension", "report", "submit",
+                "pre_verify", "close")
 
 
 # --- choices for forms ------------------------------------------------------------------------------
@@ -199,3 +226,18 @@ def linked_tasks(s: Session, membership: Membership, task: Task) -> list[tuple[T
     other_ids = {r.other_task_id if r.task_id == task.id else r.task_id: r for r in rows}
     visible = s.scalars(visible_tasks(membership).where(Task.id.in_(other_ids))).all()
     return [(t, other_ids[t.id].kind, other_ids[t.id].note) for t in visible]
+
+
+# Events that set or move a deadline, shown as the deadline's history on the task page.
+DEADLINE_EVENTS = ("assign", "decide_extension", "change_deadline", "reopen", "import")
+
+
+def deadline_facts(calendar: WorkCalendar, task: Task, today: dt.date) -> dict[str, Any]:
+    """Working days left or overdue against the deadline in force, and whether that is 暂定."""
+    if task.deadline is None or task.state in ("closed", "cancelled", "pending"):
+        return {}
+    if today > task.deadline:
+        return {"overdue_workdays": calendar.workdays_between(task.deadline, today),
+                "provisional": calendar.is_provisional(today)}
+    return {"workdays_left": calendar.workdays_between(today, task.deadline),
+            "provisional": calendar.is_provisional(task.deadline)}

@@ -7,7 +7,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from tracker.models import Event, Milestone, Task
@@ -48,24 +48,33 @@ def is_split_parent(task: Task) -> bool:
     return bool(task.children)
 
 
-def refresh(task: Task, today: dt.date, settings: TimeSettings) -> Classification | None:
-    """Recompute today's 序时进度, 逾期, 本期未报送 and the next day they can change."""
+def compute(task: Task, today: dt.date, settings: TimeSettings) -> dict:
+    """Today's 序时进度, 逾期, 本期未报送 and the next day they can change, as column values."""
     snap = current_snapshot(task, today)
     start, due = reporting_period(settings.reporting, today)
-    task.schedule_as_of = today
     if not snap.counted or is_split_parent(task):
-        task.schedule, task.overdue, task.not_reported, task.next_check_on = None, False, False, None
-        return None
+        return {"schedule": None, "overdue": False, "not_reported": False, "next_check_on": None,
+                "schedule_as_of": today}
     result = classify(snap, start, settings.tolerance)
-    task.schedule, task.overdue = result.bucket.value, result.overdue
-    task.not_reported = is_unreported(snap, start)
-    task.next_check_on = next_change(snap, start, due + ONE_DAY)
-    return result
+    return {"schedule": result.bucket.value, "overdue": result.overdue,
+            "not_reported": is_unreported(snap, start), "next_check_on": next_change(snap, start, due + ONE_DAY),
+            "schedule_as_of": today}
+
+
+def refresh(task: Task, today: dt.date, settings: TimeSettings) -> None:
+    """Keep today's values on a task an operation just changed (part of that change)."""
+    for name, value in compute(task, today, settings).items():
+        setattr(task, name, value)
 
 
 def refresh_due(s: Session, today: dt.date, settings: TimeSettings) -> int:
-    """The daily refresh: only tasks whose values may have changed by today (``next_check_on``)."""
+    """The daily refresh: only tasks whose values may have changed by today (``next_check_on``).
+
+    Written with plain UPDATEs, not through the ORM: a new day is not an edit, so it must not bump
+    ``Task.version`` (that would turn every form opened before the refresh into a conflict).
+    """
     count, last_id = 0, 0
+    table = Task.__table__
     while True:
         batch = s.scalars(
             select(Task).where(Task.next_check_on <= today, Task.id > last_id).order_by(Task.id)
@@ -73,11 +82,20 @@ def refresh_due(s: Session, today: dt.date, settings: TimeSettings) -> int:
         ).all()
         if not batch:
             return count
+        values = [{"task_id": t.id, **compute(t, today, settings)} for t in batch]
+        s.connection().execute(
+            update(table).where(table.c.id == bindparam("task_id")),
+            [{k: v for k, v in row.items()} for row in values])
         for task in batch:
-            refresh(task, today, settings)
-        s.flush()
+            s.expire(task)
         count += len(batch)
         last_id = batch[-1].id
+
+
+def refresh_all(s: Session, today: dt.date, settings: TimeSettings) -> int:
+    """Recompute every open task (after the rules or the calendar change)."""
+    s.execute(update(Task.__table__).where(Task.__table__.c.next_check_on.is_not(None)).values(next_check_on=today))
+    return refresh_due(s, today, settings)
 
 
 # --- as of a date ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import datetime as dt
 from flask import Flask
 from flask_login import current_user
 
+from tracker import calendars, db
 from tracker.auth import current_membership
 from tracker.models import (
     DEADLINE_KINDS,
@@ -15,7 +16,7 @@ from tracker.models import (
     ROLE_LABELS,
     UNIT_KIND_LABELS,
 )
-from tracker.timeutil import local_datetime
+from tracker.timeutil import local_datetime, utcnow
 from tracker.workflow import STATE_LABELS, TRANSITIONS, State
 
 
@@ -45,6 +46,12 @@ EXTRA_ACTION_LABELS = {
     "activate": "启用账号",
     "deactivate": "停用账号",
     "set_password": "设置密码",
+    "not_reported": "本期未报送",
+    "setting": "修改设置",
+    "calendar_import": "导入工作日历",
+    "calendar_day": "修改工作日历",
+    "calendar_confirm": "确认工作日历",
+    "import": "导入历史",
 }
 
 
@@ -61,8 +68,14 @@ def init_app(app: Flask) -> None:
         level_label=lambda lv: REGION_LEVEL_LABELS.get(lv, str(lv)),
     )
 
+    app.jinja_env.filters["weekday"] = lambda d: "一二三四五六日"[d.weekday()]
+
     @app.context_processor
     def _acting():
         if current_user.is_authenticated and current_user.memberships:
-            return {"membership": current_membership(), "memberships": current_user.memberships}
-        return {"membership": None, "memberships": []}
+            membership = current_membership()
+            warning = (calendars.next_year_unconfirmed_warning(db.session(), utcnow())
+                       if membership.role == "admin" else None)
+            return {"membership": membership, "memberships": current_user.memberships,
+                    "calendar_warning": warning}
+        return {"membership": None, "memberships": [], "calendar_warning": None}

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
 
-from tracker import db
+from tracker import calendars, db, schedule, settings
 from tracker.accounts import (
     NewUser,
     add_membership,
@@ -21,12 +22,23 @@ from tracker.accounts import (
     set_user_active,
 )
 from tracker.auth import current_membership
-from tracker.forms import CsrfOnlyForm, MembershipForm, PasswordResetForm, RegionForm, UnitForm, UserForm, options
-from tracker.models import ROLE_LABELS, UNIT_KIND_LABELS, Membership, Region, Unit, User
+from tracker.forms import (
+    CalendarDayForm,
+    CalendarImportForm,
+    CsrfOnlyForm,
+    MembershipForm,
+    PasswordResetForm,
+    RegionForm,
+    SettingsForm,
+    UnitForm,
+    UserForm,
+    options,
+)
+from tracker.models import ROLE_LABELS, UNIT_KIND_LABELS, CalendarDay, CalendarYear, Membership, Region, Unit, User
 from tracker.operations import ActionError
-from tracker.permissions import in_subtree, visible_regions, visible_units
+from tracker.permissions import can_admin_province, in_subtree, visible_regions, visible_units
 from tracker.queries import region_choices, unit_choices
-from tracker.timeutil import utcnow
+from tracker.timeutil import local_date, utcnow
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -159,3 +171,70 @@ def regions():
     listed = s.scalars(visible_regions(membership).order_by(Region.path)).all()
     return render_template("admin/regions.html", form=form, regions=listed,
                            base_level=membership.unit.region.level)
+
+
+@bp.route("/calendar", methods=["GET", "POST"])
+def calendar():
+    s, membership = db.session(), current_membership()
+    year = request.args.get("year", type=int) or local_date(utcnow()).year
+    form = CalendarDayForm(prefix="d")
+    editable = can_admin_province(membership)
+    if form.validate_on_submit() and editable:
+        workday = {"holiday": False, "workday": True, "normal": None}[form.kind.data]
+        if _attempt(lambda: calendars.set_day(s, membership, utcnow(), form.day.data, workday, form.name.data or ""),
+                    _("工作日历已更新")):
+            return redirect(url_for("admin.calendar", year=form.day.data.year))
+    days = s.scalars(select(CalendarDay).where(CalendarDay.day.between(dt.date(year, 1, 1), dt.date(year, 12, 31)))
+                     .order_by(CalendarDay.day)).all()
+    return render_template("admin/calendar.html", year=year, days=days, form=form, editable=editable,
+                           year_row=s.get(CalendarYear, year), upload=CalendarImportForm(prefix="u"),
+                           button=CsrfOnlyForm(), statutory=calendars.load(s).is_provisional(dt.date(year, 1, 1)))
+
+
+@bp.post("/calendar/import")
+def calendar_import():
+    s, membership = db.session(), current_membership()
+    form = CalendarImportForm(prefix="u")
+    if not can_admin_province(membership):
+        abort(403)
+    if form.validate_on_submit():
+        def load():
+            text = form.file.data.read().decode("utf-8-sig", errors="strict")
+            return calendars.import_year(s, membership, utcnow(), calendars.parse_csv(text), form.source.data or "")
+        try:
+            _attempt(load, _("工作日历已导入并确认"))
+        except UnicodeDecodeError:
+            s.rollback()
+            flash(_("文件不是UTF-8编码的CSV"), "error")
+    return redirect(url_for("admin.calendar"))
+
+
+@bp.post("/calendar/<int:year>/confirm/<int:confirmed>")
+def calendar_confirm(year: int, confirmed: int):
+    s, membership = db.session(), current_membership()
+    if not can_admin_province(membership):
+        abort(403)
+    if CsrfOnlyForm().validate_on_submit():
+        _attempt(lambda: calendars.set_confirmed(s, membership, utcnow(), year, bool(confirmed)), _("已保存"))
+    return redirect(url_for("admin.calendar", year=year))
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+def time_settings():
+    s, membership = db.session(), current_membership()
+    current = settings.time_settings(s)
+    form = SettingsForm(data={"every": current.reporting.every, "due_day": current.reporting.due_day,
+                              "tolerance": current.tolerance, "immediate_workdays": current.immediate_workdays})
+    editable = can_admin_province(membership)
+    if form.validate_on_submit() and editable:
+        def save():
+            now = utcnow()
+            settings.set_reporting_period(s, membership, now, form.every.data, form.due_day.data)
+            settings.set_number(s, membership, now, "schedule_tolerance", "points", form.tolerance.data, 0, 100,
+                                "进度容差")
+            settings.set_number(s, membership, now, "immediate_workdays", "days", form.immediate_workdays.data,
+                                1, 60, "立行立改时限")
+            schedule.refresh_all(s, local_date(now), settings.time_settings(s))
+        if _attempt(save, _("设置已保存")):
+            return redirect(url_for("admin.time_settings"))
+    return render_template("admin/settings.html", form=form, editable=editable)

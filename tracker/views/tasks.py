@@ -9,7 +9,7 @@ from flask_login import login_required
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
-from tracker import db, storage
+from tracker import calendars, db, storage
 from tracker.audit import CONFLICT_MESSAGE
 from tracker.auth import current_membership
 from tracker.forms import ACTION_FORMS, EmptyForm, LinkForm, RegisterForm, SplitChildForm, TaskFieldsForm, options
@@ -26,9 +26,12 @@ from tracker.operations import (
 )
 from tracker.permissions import available_actions, blocked_actions, can_edit, can_see_complainant, visible_tasks
 from tracker.queries import (
+    DEADLINE_EVENTS,
+    SCHEDULE_FILTERS,
     SORTS,
     TaskFilter,
     channel_choices,
+    deadline_facts,
     linked_tasks,
     region_choices,
     round_choices,
@@ -75,6 +78,7 @@ def task_list():
     next_url = url_for("tasks.task_list", **args, after=page.next_cursor) if page.next_cursor else None
     return render_template(
         "tasks/list.html", page=page, f=f, sorts=SORTS, states=STATE_LABELS, next_url=next_url,
+        schedules=SCHEDULE_FILTERS,
         first_url=url_for("tasks.task_list", **args),
         channels=channel_choices(s), rounds=round_choices(s), regions=region_choices(s, membership),
         units=unit_choices(s, membership, anywhere=membership.role == "unit"),
@@ -114,14 +118,18 @@ def _fill_choices(form, task: Task) -> None:
 
 def _render_detail(task: Task, failed: dict | None = None, status: int = 200):
     s, membership = db.session(), current_membership()
-    forms = {a: _action_form(a, task) for a in available_actions(membership, task)}
+    available = available_actions(membership, task)
+    forms = {a: _action_form(a, task) for a in available if a in ACTION_FORMS}  # 分解交办 has its own page
     forms.update(failed or {})
     events = s.scalars(select(Event).where(Event.task_id == task.id).order_by(Event.id)).all()
     complainant = s.get(Complainant, task.id) if can_see_complainant(membership, task) else None
+    timing = deadline_facts(calendars.load(s), task, local_date(utcnow()))
     return render_template(
         "tasks/detail.html", task=task, forms=forms, transitions=TRANSITIONS, events=events,
         complainant=complainant, can_edit=bool(can_edit(membership, task)), link_form=LinkForm(),
-        links=linked_tasks(s, membership, task), blocked=blocked_actions(membership, task),
+        links=linked_tasks(s, membership, task), blocked=blocked_actions(membership, task), timing=timing,
+        can_split="split" in available,
+        deadline_history=[e for e in events if e.action in DEADLINE_EVENTS],
     ), status
 
 
