@@ -26,6 +26,11 @@ def test_the_wheel_carries_templates_static_files_migrations_and_config(tmp_path
         "tracker/migrations/versions/0001_ledger_schema.py",
         "tracker/migrations/versions/0002_reference_data.py",
     }
+    for folder, prefix in (("templates", "tracker/templates"), ("static", "tracker/static"),
+                           ("migrations", "tracker/migrations")):
+        for path in (ROOT / folder).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                expected.add(f"{prefix}/{path.relative_to(ROOT / folder).as_posix()}")
     assert expected <= names, expected - names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "tracker = tracker.entry:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
