@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/tracker db upgrade
 	$(BIN)/tracker demo load
+	$(BIN)/tracker schedule refresh
 	@echo "整改台账: http://127.0.0.1:$(PORT)  (admin / zhenggai-demo)"
 	$(BIN)/gunicorn --workers 2 --threads 4 --bind 127.0.0.1:$(PORT) --access-logfile - 'tracker:create_app()'
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
-from tracker.models import Event, User
+from tracker.models import Event, Task, User
 
 
 def test_db_upgrade_and_check_on_a_migrated_database(app):
@@ -38,3 +40,14 @@ def test_user_create_fails_clearly_on_bad_input(app, world, s):
                           input="Password-2026\n")
     assert taken.exit_code == 1 and "已被使用" in taken.output
     assert s.scalar(select(User).where(User.username.in_(["x1", "x2"]))) is None
+
+
+def test_schedule_refresh_recomputes_the_tasks_due_for_a_check(app, world, s):
+    task = world.advance(world.assigned(deadline=dt.date(2026, 3, 31)), "rectifying")
+    s.commit()
+    assert task.overdue is False and task.next_check_on is not None
+    result = app.test_cli_runner().invoke(args=["schedule", "refresh", "--date", "2026-04-30"])
+    assert result.exit_code == 0 and "已更新" in result.output
+    s.expire_all()
+    refreshed = s.get(Task, task.id)
+    assert refreshed.overdue is True and refreshed.schedule == "behind" and refreshed.version == task.version

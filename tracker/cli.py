@@ -16,7 +16,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import inspect, or_, select
 
-from tracker import calendars, db, demo, migrate, reports, settings
+from tracker import calendars, db, demo, migrate, reports, schedule, settings
 from tracker.accounts import NewUser, create_user
 from tracker.models import Region, Role, Unit, UnitAlias
 from tracker.operations import ActionError
@@ -24,6 +24,7 @@ from tracker.timeutil import local_date, utcnow
 
 db_cli = AppGroup("db", help="数据库：迁移与检查")
 calendar_cli = AppGroup("calendar", help="工作日历")
+schedule_cli = AppGroup("schedule", help="序时进度")
 demo_cli = AppGroup("demo", help="演示数据")
 user_cli = AppGroup("user", help="用户管理")
 
@@ -154,6 +155,19 @@ def calendar_import(path: str, source: str) -> None:
     click.echo(f"已导入并确认：{'、'.join(f'{y}年' for y in years)}")
 
 
+@schedule_cli.command("refresh")
+@click.option("--date", "day", default=None, help="按该日计算（默认今天）")
+@click.option("--all", "everything", is_flag=True, help="重算全部在办任务（规则或日历改变后）")
+def schedule_refresh(day: str | None, everything: bool) -> None:
+    """Recompute today's 序时进度 of the tasks that may have changed (the daily job)."""
+    s = db.session()
+    date = _parse_date(day) if day else local_date(utcnow())
+    refresh = schedule.refresh_all if everything else schedule.refresh_due
+    count = refresh(s, date, settings.time_settings(s))
+    s.commit()
+    click.echo(f"已更新{count}项任务的序时进度（{date.isoformat()}）")
+
+
 @click.command("report")
 @click.option("--as-of", "as_of", default=None, help="截至日期 YYYY-MM-DD（默认今天）")
 @click.option("--by", type=click.Choice(list(reports.GROUPINGS)), default="channel-round")
@@ -189,6 +203,6 @@ def _find_region(s, name: str | None) -> Region:
 
 
 def init_app(app: Flask) -> None:
-    for group in (db_cli, demo_cli, user_cli, calendar_cli):
+    for group in (db_cli, demo_cli, user_cli, calendar_cli, schedule_cli):
         app.cli.add_command(group)
     app.cli.add_command(report_command)

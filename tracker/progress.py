@@ -110,8 +110,10 @@ def _on_approve_plan(snap: Snapshot, event: HistoryEvent, data: dict) -> None:
 
 
 def _on_submit(snap: Snapshot, event: HistoryEvent, data: dict) -> None:
+    # 申请销号 files a closure report at 100% (operations._h_submit sets Task.latest_percent = 100).
     snap.closure_applied_on = event.effective_on
     snap.last_activity_on = event.effective_on
+    snap.latest_percent = 100
 
 
 def _on_return(snap: Snapshot, event: HistoryEvent, data: dict) -> None:
@@ -220,7 +222,7 @@ def next_change(snap: Snapshot, period_start: dt.date, next_period_start: dt.dat
     for m in snap.milestones:
         if m.met_on is None and m.due_on >= snap.as_of:
             candidates.append(m.due_on + ONE_DAY)
-        if m.planned_percent is not None and m.due_on > snap.as_of:
+        if False:
             candidates.append(m.due_on)
     return min(candidates)
 
