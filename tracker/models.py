@@ -39,7 +39,7 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSON}
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, list[dict[str, Any]]: JSON}
 
 
 class RegionLevel(enum.IntEnum):
@@ -568,3 +568,112 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(60), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class EscalationRule(Base):
+    """One rung of the ladder (DESIGN §6): its measure, threshold in working days and how it applies."""
+
+    __tablename__ = "escalation_rule"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(40))  # 预警, 函告, 通报, 督办, 挂牌督办, 约谈, 曝光, 区域限批, 调查问责
+    # Working days overdue that reach this level; None: never reached by the scan (manual measures).
+    threshold_workdays: Mapped[int | None] = mapped_column(Integer)
+    # scan: applied by the scan (预警); proposed: proposed, takes effect when confirmed with a 文号;
+    # auto: applied at once by the scan; manual: only confirmed by hand.
+    mode: Mapped[str] = mapped_column(String(20))
+    # Decided by the supervisors of the region above the task's region (挂牌督办, 约谈).
+    decided_above: Mapped[bool] = mapped_column(Boolean, default=False)
+    province_only: Mapped[bool] = mapped_column(Boolean, default=False)  # 区域限批
+    against_region: Mapped[bool] = mapped_column(Boolean, default=False)  # recorded against a region
+
+
+class EscalationRecord(Base):
+    """A level reached or a measure taken, at most once per task, cycle and level (the database says so)."""
+
+    __tablename__ = "escalation_record"
+    __table_args__ = (
+        UniqueConstraint("task_id", "cycle_started_on", "level"),
+        Index("ix_escalation_record_status_region", "status", "deciding_region_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), index=True)
+    region_id: Mapped[int | None] = mapped_column(ForeignKey("region.id"))  # 区域限批: the region
+    level: Mapped[int] = mapped_column(Integer)
+    cycle_started_on: Mapped[dt.date | None] = mapped_column(Date)
+    # proposed 待确认 / confirmed 已确认 / applied 已实施 (by the scan) / implied 已跨越 / baseline 导入基线
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")  # 逾期N个工作日, 未签收, 未报方案 …
+    overdue_workdays: Mapped[int | None] = mapped_column(Integer)
+    deciding_region_id: Mapped[int | None] = mapped_column(ForeignKey("region.id"))  # whose supervisors decide
+    scan_date: Mapped[dt.date | None] = mapped_column(Date)
+    decided_on: Mapped[dt.date | None] = mapped_column(Date)
+    doc_no: Mapped[str] = mapped_column(String(100), default="")  # 文号
+    membership_id: Mapped[int | None] = mapped_column(ForeignKey("membership.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    task: Mapped[Task | None] = relationship()
+    region: Mapped[Region | None] = relationship(foreign_keys=[region_id])
+
+
+class Notification(Base):
+    """消息: what a user is told — in the app always, by mail when they have an address.
+
+    ``notified_at`` marks it as sent in a digest (or an immediate mail) in the same transaction
+    that wrote the mail to the outbox, so a rerun never tells anyone twice.
+    """
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        UniqueConstraint("user_id", "record_id"),
+        Index("ix_notification_user_read", "user_id", "read_at"),
+        Index("ix_notification_pending", "notified_at", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))  # escalation 督办 / reminder 提醒 / notice 通知
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), index=True)
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("escalation_record.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    notified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    read_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    task: Mapped[Task | None] = relationship()
+
+
+class OutboxMail(Base):
+    """A mail written in the same transaction as its cause, delivered later and retried with backoff."""
+
+    __tablename__ = "outbox_mail"
+    __table_args__ = (Index("ix_outbox_mail_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(200), unique=True)  # stable across retries
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    subject: Mapped[str] = mapped_column(String(300))
+    text: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text, default="")
+    # Files to attach: [{"path": ..., "name": ..., "content_type": ...}] under the configured folders.
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending / sent / failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ScanRun(Base):
+    """One escalation scan per date; its row is locked while the scan runs, so scans of a date queue."""
+
+    __tablename__ = "scan_run"
+
+    scan_date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
