@@ -13,13 +13,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-## run: migrate, load the demo on first start, serve on http://127.0.0.1:$(PORT)
+## run: migrate, load the demo on first start, serve on http://127.0.0.1:$(PORT) with the scheduler beside it
 run: $(STAMP)
 	$(BIN)/tracker db upgrade
 	$(BIN)/tracker demo load
 	$(BIN)/tracker schedule refresh
-	@echo "整改台账: http://127.0.0.1:$(PORT)  (admin / zhenggai-demo)"
-	$(BIN)/gunicorn --workers 2 --threads 4 --bind 127.0.0.1:$(PORT) --access-logfile - 'tracker:create_app()'
+	@echo "整改台账: http://127.0.0.1:$(PORT)  (admin / zhenggai-demo); scheduler running too; Ctrl-C stops both"
+	$(BIN)/python -m tracker.launcher --port $(PORT)
 
 ## test: the whole suite (SQLite unless DATABASE_URL names PostgreSQL), browser tests included
 test: $(STAMP) browser-deps

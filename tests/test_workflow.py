@@ -197,6 +197,7 @@ def valid_params(action: str, m: Matrix) -> dict[str, Any]:
         "request_extension": {"reason": "汛期无法施工", "new_deadline": dt.date(2027, 3, 31)},
         "decide_extension": {"decision": "approve"},
         "change_deadline": {"reason": "省里统一调整时限", "deadline": dt.date(2027, 6, 30)},
+        "confirm_measure": {"level": 3, "doc_no": "潭突改〔2026〕3号", "note": "逾期未整改"},
     }
     return examples[action]
 

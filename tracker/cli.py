@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -16,17 +17,20 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import inspect, or_, select
 
-from tracker import calendars, db, demo, migrate, reports, schedule, settings
+from tracker import calendars, db, demo, escalation, migrate, outbox, reports, schedule, scheduler, settings
 from tracker.accounts import NewUser, create_user
 from tracker.models import Region, Role, Unit, UnitAlias
 from tracker.operations import ActionError
-from tracker.timeutil import local_date, utcnow
+from tracker.timeutil import SHANGHAI, local_date, utcnow
 
 db_cli = AppGroup("db", help="数据库：迁移与检查")
 calendar_cli = AppGroup("calendar", help="工作日历")
 schedule_cli = AppGroup("schedule", help="序时进度")
 demo_cli = AppGroup("demo", help="演示数据")
 user_cli = AppGroup("user", help="用户管理")
+mail_cli = AppGroup("mail", help="邮件发件箱")
+scheduler_cli = AppGroup("scheduler", help="调度进程：定时任务")
+escalation_cli = AppGroup("escalation", help="督办：扫描与提醒")
 
 
 def fail(message: str) -> None:
@@ -191,6 +195,18 @@ def report_command(as_of: str | None, by: str, region_name: str | None, as_json:
             f"{row.closure_rate:.1%}"]))
 
 
+@mail_cli.command("flush")
+def mail_flush() -> None:
+    """Deliver what is due in the outbox now (no MAIL_SERVER: write .eml files to MAIL_FOLDER)."""
+    report = outbox.deliver_due(db.session(), utcnow(), current_app.config)  # commits after each mail
+    click.echo(report.summary())
+    if report.folder is not None and report.sent:
+        click.echo(f"（未配置邮件服务器，邮件已写入 {report.folder}）")
+    if report.server_down:
+        # Exit 0: cron runs this every few minutes; nothing is lost, the mails wait for the server.
+        click.echo(f"邮件服务器不可用，邮件保留在发件箱中稍后重试：{report.server_error}")
+
+
 def _find_region(s, name: str | None) -> Region:
     if not name:
         return s.scalar(select(Region).where(Region.level == 0))
@@ -202,7 +218,45 @@ def _find_region(s, name: str | None) -> Region:
     return found[0]
 
 
+@scheduler_cli.command("run")
+def scheduler_run() -> None:
+    """The scheduler process: runs the jobs while it holds the leader lock (one per database; a second
+    one stands by). Ctrl-C or SIGTERM stops it, letting a running job finish."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per minute
+    scheduler.run(current_app._get_current_object())
+    click.echo("调度进程已停止")
+
+
+@scheduler_cli.command("jobs")
+def scheduler_jobs() -> None:
+    """List the schedule with each job's next run (non-working days skipped) and whether a scheduler runs."""
+    now = utcnow()
+    cal = calendars.load(db.session())
+    for spec in scheduler.JOBS:
+        upcoming = scheduler.next_run(spec, cal, now)
+        shown = upcoming.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if upcoming else "—"
+        click.echo(f"{spec.name}\t{spec.when}\t下次运行 {shown}\t{spec.description}")
+    running = scheduler.is_running(current_app._get_current_object())
+    click.echo("调度进程：" + ("正在运行" if running else "未运行（启动：tracker scheduler run）"))
+
+
+@escalation_cli.command("scan")
+@click.option("--date", "day", default=None, help="按该日扫描（默认今天）")
+@click.option("--dry-run", is_flag=True, help="只统计，不写入、不发送")
+def escalation_scan(day: str | None, dry_run: bool) -> None:
+    """One escalation scan as if today were DATE: record levels and reminders, queue the digests."""
+    s = db.session()
+    date = _parse_date(day) if day else local_date(utcnow())
+    summary = escalation.scan(s, date, utcnow(), dry_run=dry_run)
+    if dry_run:
+        s.rollback()
+    else:
+        s.commit()
+    click.echo(summary.describe())
+
+
 def init_app(app: Flask) -> None:
-    for group in (db_cli, demo_cli, user_cli, calendar_cli, schedule_cli):
+    for group in (db_cli, demo_cli, user_cli, calendar_cli, schedule_cli, scheduler_cli, mail_cli, escalation_cli):
         app.cli.add_command(group)
     app.cli.add_command(report_command)

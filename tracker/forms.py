@@ -227,7 +227,15 @@ class ChangeDeadlineForm(ActionForm):
     deadline_kind, deadline, deadline_text = _deadline_fields()
 
 
+class ConfirmMeasureForm(ActionForm):
+    level = SelectField(_l("督办措施"), coerce=int)
+    doc_no = StringField(_l("文号"), validators=[Length(max=100)], description=_l("函告至约谈须填写"))
+    decided_on = DateField(_l("决定日期"), validators=[Optional()])
+    note = TextAreaField(_l("说明"), validators=[Length(max=5000)])
+
+
 ACTION_FORMS: dict[str, type[ActionForm]] = {
+    "confirm_measure": ConfirmMeasureForm,
     "request_extension": ExtensionRequestForm,
     "decide_extension": ExtensionDecisionForm,
     "change_deadline": ChangeDeadlineForm,
@@ -325,3 +333,20 @@ class SettingsForm(FlaskForm):
                              validators=[InputRequired(message=REQUIRED), NumberRange(0, 100, _l("须在0到100之间"))])
     immediate_workdays = IntegerField(_l("立行立改时限（工作日）"), validators=[
         InputRequired(message=REQUIRED), NumberRange(1, 60, _l("须在1到60之间"))])
+
+
+class LadderRuleForm(FlaskForm):
+    """One rung's threshold and mode (函告 … 约谈: proposed or applied at once)."""
+
+    class Meta:
+        csrf = False
+
+    threshold = IntegerField(_l("逾期工作日"), validators=[Optional(), NumberRange(0, 1000, _l("须在0到1000之间"))])
+    mode = SelectField(_l("生效方式"), choices=options([("proposed", _l("提出建议，确认文号后生效")),
+                                                       ("auto", _l("扫描时直接生效"))]))
+
+
+class RegionRestrictionForm(FlaskForm):
+    region_id = SelectField(_l("限批地区"), coerce=int)
+    doc_no = StringField(_l("文号"), validators=[_required(), Length(max=100)])
+    note = TextAreaField(_l("事由"), validators=[Length(max=5000)])

@@ -643,6 +643,7 @@ class Notification(Base):
     read_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     task: Mapped[Task | None] = relationship()
+    record: Mapped[EscalationRecord | None] = relationship()
 
 
 class OutboxMail(Base):

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
-from tracker import calendars, schedule, settings
+from tracker import calendars, notify, schedule, settings
 from tracker.audit import ActionError, ConflictError, record_event
 from tracker.deadlines import DeadlineError, parse_deadline
 from tracker.models import (
@@ -27,6 +27,7 @@ from tracker.models import (
     TASK_KINDS,
     Channel,
     Complainant,
+    EscalationRecord,
     Evidence,
     ExtensionRequest,
     Membership,
@@ -255,15 +256,29 @@ def perform(
     )
     _after_close_or_reopen(s, task, action, actor, now)
     _refresh_schedules(s, task, _today(now))
+    notify.notice(s, task, action, actor, now, _notice_detail(data))
     s.flush()
     return task
 
 
+def _notice_detail(data: dict[str, Any]) -> str:
+    """The line of an immediate notice that says what was decided or asked."""
+    parts = []
+    for key, label in (("measure", "措施"), ("doc_no", "文号"), ("reason", "理由"), ("opinion", "意见"),
+                       ("note", "说明"), ("deadline_text", "时限"), ("new_deadline", "延期至")):
+        if data.get(key):
+            value = data[key].isoformat() if isinstance(data[key], dt.date) else str(data[key])
+            parts.append(f"{label}：{value}")
+    if "approved" in data:
+        parts.insert(0, "同意延期" if data["approved"] else "不同意延期")
+    return "；".join(parts)
+
+
 def _refresh_schedules(s: Session, task: Task, today: dt.date) -> None:
     """Keep today's 序时进度 on the task (and its split family) current after every action."""
-    time = settings.time_settings(s)
+    ctx = schedule.load_context(s)
     for t in {task, *task.children, *([task.parent] if task.parent else [])}:
-        schedule.refresh(t, today, time)
+        schedule.refresh(t, today, ctx)
 
 
 def _set_state(task: Task, state: State) -> None:
@@ -391,6 +406,7 @@ def _h_split(s, task, actor, now, params):
         record_event(s, actor, now, "assign", task=child, from_state=State.pending.value, to_state=child.state,
                      data={**units, "deadline": deadline, "deadline_kind": kind, "deadline_text": text,
                            "assigned_on": today})
+        notify.notice(s, child, "assign", actor, now, f"时限：{text}")
         names.append(f"{child.code} {region.name}")
     task.assigned_on, task.assigned_by_unit = today, actor.unit
     return {"children": names}, today
@@ -674,7 +690,44 @@ def _h_change_deadline(s, task, actor, now, params):
             "old": old}, None
 
 
+# Formal acts (函告 … 约谈) need a 文号; 曝光 and 调查问责 are recorded with one when there is one.
+FORMAL_LEVELS = range(2, 7)
+REGION_LEVEL = 8  # 区域限批 is recorded against a region (escalation.restrict_region), not a task
+
+
+def _h_confirm_measure(s, task, actor, now, params):
+    rules = schedule.load_rules(s)
+    level = int(params.get("level") or 0)
+    if level not in rules or level <= 1 or level == REGION_LEVEL:
+        raise ActionError("请选择督办措施")
+    rule = rules[level]
+    doc_no = (params.get("doc_no") or "").strip()
+    if level in FORMAL_LEVELS and not doc_no:
+        raise ActionError(f"{rule.name}须填写文号")
+    if rule.decided_above and actor.unit.region.level >= task.region.level:
+        raise ActionError(f"{rule.name}须由上一级决定")
+    today = _today(now)
+    decided_on = params.get("decided_on") or today
+    if not isinstance(decided_on, dt.date) or decided_on > today:
+        raise ActionError("决定日期无效或晚于今天")
+    note = (params.get("note") or "").strip()
+    cycle = task.cycle_started_on or task.assigned_on
+    record = s.scalar(select(EscalationRecord).where(
+        EscalationRecord.task_id == task.id, EscalationRecord.cycle_started_on == cycle,
+        EscalationRecord.level == level))
+    if record is not None and record.status in ("confirmed", "applied"):
+        raise ActionError(f"本轮已{rule.name}")
+    if record is None:
+        record = EscalationRecord(task_id=task.id, level=level, cycle_started_on=cycle, reason=note)
+        s.add(record)
+    record.status, record.doc_no, record.decided_on, record.membership_id = "confirmed", doc_no, decided_on, actor.id
+    task.escalation_level = max(task.escalation_level, level)
+    return {"level": level, "measure": rule.name, "doc_no": doc_no, "note": note,
+            "decided_on": decided_on}, decided_on
+
+
 HANDLERS: dict[str, Handler] = {
+    "confirm_measure": _h_confirm_measure,
     "request_extension": _h_request_extension,
     "decide_extension": _h_decide_extension,
     "change_deadline": _h_change_deadline,

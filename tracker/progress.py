@@ -222,7 +222,7 @@ def next_change(snap: Snapshot, period_start: dt.date, next_period_start: dt.dat
     for m in snap.milestones:
         if m.met_on is None and m.due_on >= snap.as_of:
             candidates.append(m.due_on + ONE_DAY)
-        if False:
+        if m.planned_percent is not None and m.due_on > snap.as_of:
             candidates.append(m.due_on)
     return min(candidates)
 

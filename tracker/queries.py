@@ -12,9 +12,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, exists, func, or_, select, tuple_
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
-from tracker.models import Channel, ExtensionRequest, Membership, Region, Role, Round, Task, TaskLink, TaskUnit, Unit
+from tracker.models import (
+    Channel,
+    EscalationRecord,
+    ExtensionRequest,
+    Membership,
+    Region,
+    Role,
+    Round,
+    Task,
+    TaskLink,
+    TaskUnit,
+    Unit,
+)
 from tracker.permissions import can, visible_regions, visible_tasks, visible_units
 from tracker.workdays import WorkCalendar
 from tracker.workflow import State
@@ -170,6 +182,10 @@ def todo(s: Session, membership: Membership, limit: int = 200) -> list[tuple[Tas
         actions = [a for a in TODO_ACTIONS if can(membership, a, task)]
         if task.not_reported and "report" in actions:
             actions = ["not_reported", *actions]
+        if membership.role == Role.supervisor.value and any(
+                r.status == "proposed" and r.deciding_region_id == membership.unit.region_id
+                for r in task_proposals(task)):
+            actions = [*actions, "confirm_measure"]
         if actions:
             result.append((task, actions))
     return result
@@ -180,8 +196,10 @@ def _todo_condition(membership: Membership):
     plan_waiting = (Task.state == State.signed.value) & Task.plan_submitted_on.is_not(None)
     if membership.role == Role.supervisor.value:
         pending_extension = exists().where(ExtensionRequest.task_id == Task.id, ExtensionRequest.status == "pending")
+        proposal = exists().where(EscalationRecord.task_id == Task.id, EscalationRecord.status == "proposed",
+                                  EscalationRecord.deciding_region_id == membership.unit.region_id)
         return or_(Task.state.in_([State.pending.value, State.verifying.value]), plan_waiting,
-                   (Task.state == State.rectifying.value) & pending_extension)
+                   (Task.state == State.rectifying.value) & pending_extension, proposal)
     if membership.role == Role.unit.value:
         lead = exists().where(TaskUnit.task_id == Task.id, TaskUnit.unit_id == membership.unit_id,
                               TaskUnit.role == "lead")
@@ -241,3 +259,9 @@ def deadline_facts(calendar: WorkCalendar, task: Task, today: dt.date) -> dict[s
                 "provisional": calendar.is_provisional(today)}
     return {"workdays_left": calendar.workdays_between(today, task.deadline),
             "provisional": calendar.is_provisional(task.deadline)}
+
+
+def task_proposals(task: Task) -> list[EscalationRecord]:
+    session = object_session(task)
+    return list(session.scalars(select(EscalationRecord).where(
+        EscalationRecord.task_id == task.id, EscalationRecord.status == "proposed")))

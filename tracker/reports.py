@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -53,8 +53,9 @@ class Row:
                 self.task_ids[cell].append(task_id)
 
     def as_json(self) -> dict:
-        data = {k: v for k, v in asdict(self).items() if k != "task_ids"}
-        return {**data, "closure_rate": self.closure_rate}
+        # Not dataclasses.asdict: on Python 3.11 it cannot copy the defaultdict of ``task_ids``.
+        return {"group": list(self.group), **{cell: getattr(self, cell) for cell in CELLS},
+                "closure_rate": self.closure_rate}
 
 
 @dataclass
@@ -77,7 +78,8 @@ def build(s: Session, region: Region, as_of: dt.date, by: str, settings: TimeSet
     results = classify_as_of(snapshots, as_of, settings)
     by_id = {t.id: t for t in tasks}
     keyer = _KEYS[by](s, region)
-    rows: dict[tuple, Row] = {}
+    # By region, every direct child and 本级 have a row, with or without tasks.
+    rows: dict[tuple, Row] = {key: Row(group=names) for key, names in getattr(keyer, "fixed_rows", ())}
     total = Row(group=["合计"])
     for task_id, result in results.items():
         total.add(task_id, snapshots[task_id], result)
@@ -103,10 +105,12 @@ def _by_region(s: Session, region: Region):
     def key(task: Task):
         for child in children:
             if task.region.path.startswith(child.path):
-                yield (0, child.name, child.id), [child.name]
+                yield (0, child.id), [child.name]
                 return
-        yield (1, "", 0), [LOCAL_LEVEL]
+        yield (1, 0), [LOCAL_LEVEL]
 
+    # In the order the regions were set up (the 14 市州 in the province's usual order), 本级 last.
+    key.fixed_rows = [((0, c.id), [c.name]) for c in children] + [((1, 0), [LOCAL_LEVEL])]
     return key
 
 

@@ -6,11 +6,16 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import bindparam, exists, or_, select, update
-from sqlalchemy.orm import Session, aliased, selectinload
+from sqlalchemy.orm import Session, aliased, object_session, selectinload
 
-from tracker.models import Event, Milestone, Task
+from tracker import calendars
+from tracker import settings as settings_module
+from tracker.ladder import Facts, Rule, Thresholds
+from tracker.ladder import next_check as ladder_next_check
+from tracker.models import EscalationRule, Event, Milestone, Task
 from tracker.progress import (
     Classification,
     HistoryEvent,
@@ -23,6 +28,7 @@ from tracker.progress import (
     reporting_period,
 )
 from tracker.settings import TimeSettings
+from tracker.workdays import WorkCalendar
 
 ONE_DAY = dt.timedelta(days=1)
 REFRESH_BATCH = 1000
@@ -48,64 +54,108 @@ def is_split_parent(task: Task) -> bool:
     return bool(task.children)
 
 
-def compute(task: Task, today: dt.date, settings: TimeSettings) -> dict:
-    """Today's 序时进度, 逾期, 本期未报送 and the next day they can change, as column values."""
+@dataclass(frozen=True)
+class TimeContext:
+    """Everything the time rules need, loaded once per operation, scan or refresh."""
+
+    settings: TimeSettings
+    calendar: WorkCalendar
+    rules: dict[int, Rule]
+    thresholds: Thresholds
+
+
+def load_rules(s: Session) -> dict[int, Rule]:
+    return {r.level: Rule(r.level, r.name, r.threshold_workdays, r.mode, r.decided_above, r.province_only,
+                          r.against_region) for r in s.scalars(select(EscalationRule))}
+
+
+def load_context(s: Session, time_settings: TimeSettings | None = None) -> TimeContext:
+    warning = settings_module.get(s, "escalation_warning")
+    return TimeContext(time_settings or settings_module.time_settings(s), calendars.load(s), load_rules(s),
+                       Thresholds(int(warning["unsigned"]), int(warning["no_plan"]), int(warning["verify_wait"])))
+
+
+def _context(s: Session, ctx: TimeContext | TimeSettings | None) -> TimeContext:
+    return ctx if isinstance(ctx, TimeContext) else load_context(s, ctx)
+
+
+def ladder_facts(task: Task, behind: bool, not_reported: bool) -> Facts:
+    return Facts(task.state, task.assigned_on, task.deadline, task.plan_submitted_on, task.plan_approved_on,
+                 task.closure_applied_on, behind, not_reported)
+
+
+def compute(task: Task, today: dt.date, ctx: TimeContext) -> dict:
+    """Today's 序时进度, 逾期, 本期未报送 and the first later day they or the escalation level can
+    change (``next_check_on``), as column values."""
     snap = current_snapshot(task, today)
-    start, due = reporting_period(settings.reporting, today)
+    start, due = reporting_period(ctx.settings.reporting, today)
     if not snap.counted or is_split_parent(task):
         return {"schedule": None, "overdue": False, "not_reported": False, "next_check_on": None,
                 "schedule_as_of": today}
-    result = classify(snap, start, settings.tolerance)
-    return {"schedule": result.bucket.value, "overdue": result.overdue,
-            "not_reported": is_unreported(snap, start), "next_check_on": next_change(snap, start, due + ONE_DAY),
-            "schedule_as_of": today}
+    result = classify(snap, start, ctx.settings.tolerance)
+    not_reported = is_unreported(snap, start)
+    facts = ladder_facts(task, result.bucket.value == "behind", not_reported)
+    dates = [d for d in (next_change(snap, start, due + ONE_DAY),
+                         ladder_next_check(ctx.calendar, facts, today, ctx.rules, ctx.thresholds)) if d]
+    return {"schedule": result.bucket.value, "overdue": result.overdue, "not_reported": not_reported,
+            "next_check_on": min(dates) if dates else None, "schedule_as_of": today}
 
 
-def refresh(task: Task, today: dt.date, settings: TimeSettings) -> None:
+def refresh(task: Task, today: dt.date, ctx: TimeContext | None = None, s: Session | None = None) -> None:
     """Keep today's values on a task an operation just changed (part of that change)."""
-    for name, value in compute(task, today, settings).items():
+    ctx = ctx if isinstance(ctx, TimeContext) else load_context(s or object_session(task), ctx)
+    for name, value in compute(task, today, ctx).items():
         setattr(task, name, value)
 
 
-def refresh_due(s: Session, today: dt.date, settings: TimeSettings) -> int:
-    """The daily refresh: only tasks whose values may have changed by today (``next_check_on``).
+def due_tasks(s: Session, today: dt.date, after_id: int, limit: int = REFRESH_BATCH) -> list[Task]:
+    """The next batch of tasks whose values may change by ``today`` (set-based, by ``next_check_on``)."""
+    return s.scalars(
+        select(Task).where(Task.next_check_on <= today, Task.id > after_id).order_by(Task.id).limit(limit)
+        .options(selectinload(Task.milestones), selectinload(Task.children))
+    ).all()
 
-    Written with plain UPDATEs, not through the ORM: a new day is not an edit, so it must not bump
-    ``Task.version`` (that would turn every form opened before the refresh into a conflict).
-    """
+
+def write_values(s: Session, values: list[dict]) -> None:
+    """Today's values by plain UPDATEs: a new day is not an edit and must not bump ``Task.version``
+    (that would turn every form opened before the refresh into a conflict)."""
+    if values:
+        table = Task.__table__
+        s.connection().execute(update(table).where(table.c.id == bindparam("task_id")), values)
+
+
+def refresh_due(s: Session, today: dt.date, ctx: TimeContext | TimeSettings | None = None) -> int:
+    """The daily refresh: only tasks whose values may have changed by today (``next_check_on``)."""
+    ctx = _context(s, ctx)
     count, last_id = 0, 0
-    table = Task.__table__
-    while True:
-        batch = s.scalars(
-            select(Task).where(Task.next_check_on <= today, Task.id > last_id).order_by(Task.id)
-            .limit(REFRESH_BATCH).options(selectinload(Task.milestones), selectinload(Task.children))
-        ).all()
-        if not batch:
-            return count
-        values = [{"task_id": t.id, **compute(t, today, settings)} for t in batch]
-        s.connection().execute(
-            update(table).where(table.c.id == bindparam("task_id")),
-            [{k: v for k, v in row.items()} for row in values])
+    while batch := due_tasks(s, today, last_id):
+        write_values(s, [{"task_id": t.id, **compute(t, today, ctx)} for t in batch])
         for task in batch:
             s.expire(task)
         count += len(batch)
         last_id = batch[-1].id
+    return count
 
 
-def refresh_all(s: Session, today: dt.date, settings: TimeSettings) -> int:
+def refresh_all(s: Session, today: dt.date, ctx: TimeContext | TimeSettings | None = None) -> int:
     """Recompute every open task (after the rules or the calendar change)."""
-    s.execute(update(Task.__table__).where(Task.__table__.c.next_check_on.is_not(None)).values(next_check_on=today))
-    return refresh_due(s, today, settings)
+    table = Task.__table__
+    s.execute(update(table).where(table.c.state.not_in(["closed", "cancelled"])).values(next_check_on=today))
+    return refresh_due(s, today, ctx)
 
 
 # --- as of a date ---------------------------------------------------------------------------------
 
 
 def counted_candidates(as_of: dt.date):
-    """Tasks that may count at ``as_of``: 交办 by then (or not yet re-assigned), not a split parent."""
+    """Tasks that may count at ``as_of``: 交办 by then (or not yet re-assigned), not a split parent.
+
+    ``Task.assigned_on`` is the latest 交办; a task declined (退办) after ``as_of`` and assigned again
+    may have been assigned at ``as_of`` under an earlier 交办, so it stays a candidate for the replay."""
     child = aliased(Task)
+    declined_later = exists().where(Event.task_id == Task.id, Event.action == "decline", Event.effective_on > as_of)
     return select(Task).where(
-        or_(Task.assigned_on <= as_of, Task.assigned_on.is_(None)),
+        or_(Task.assigned_on <= as_of, Task.assigned_on.is_(None), declined_later),
         ~exists().where(child.parent_id == Task.id),
     )
 

@@ -17,6 +17,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "reporting_period": {"every": "month", "due_day": 25},
     "schedule_tolerance": {"points": DEFAULT_TOLERANCE},
     "immediate_workdays": {"days": 5},
+    # 预警 besides the deadline: not signed / no plan N working days after 交办; 验收 waiting too long.
+    "escalation_warning": {"unsigned": 3, "no_plan": 20, "verify_wait": 10},
 }
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 
 from flask import Flask
 from flask_login import current_user
+from sqlalchemy import func, select
 
 from tracker import calendars, db
 from tracker.auth import current_membership
@@ -15,6 +16,7 @@ from tracker.models import (
     REGION_LEVEL_LABELS,
     ROLE_LABELS,
     UNIT_KIND_LABELS,
+    Notification,
 )
 from tracker.timeutil import local_datetime, utcnow
 from tracker.workflow import STATE_LABELS, TRANSITIONS, State
@@ -52,6 +54,7 @@ EXTRA_ACTION_LABELS = {
     "calendar_day": "修改工作日历",
     "calendar_confirm": "确认工作日历",
     "import": "导入历史",
+    "mail_retry": "重发邮件",
 }
 
 
@@ -76,6 +79,8 @@ def init_app(app: Flask) -> None:
             membership = current_membership()
             warning = (calendars.next_year_unconfirmed_warning(db.session(), utcnow())
                        if membership.role == "admin" else None)
+            unread = db.session().scalar(select(func.count()).select_from(Notification).where(
+                Notification.user_id == current_user.user.id, Notification.read_at.is_(None)))
             return {"membership": membership, "memberships": current_user.memberships,
-                    "calendar_warning": warning}
-        return {"membership": None, "memberships": [], "calendar_warning": None}
+                    "calendar_warning": warning, "unread": unread}
+        return {"membership": None, "memberships": [], "calendar_warning": None, "unread": 0}

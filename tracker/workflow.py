@@ -91,6 +91,7 @@ TRANSITIONS: dict[str, Transition] = {
         _t("request_extension", "申请延期", [State.rectifying], None, [L], ["reason", "new_deadline"]),
         _t("decide_extension", "审批延期", [State.rectifying], None, [S], ["decision"]),
         _t("change_deadline", "调整时限", _OPEN, None, [S], ["reason", "deadline"]),
+        _t("confirm_measure", "督办措施", _OPEN, None, [S], ["level", "doc_no"]),
     )
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from tracker.views import admin, auth, errors, reports, tasks
+from tracker.views import admin, auth, errors, messages, reports, tasks
 
 
 def register_blueprints(app: Flask) -> None:
@@ -12,4 +12,5 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(tasks.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(reports.bp)
+    app.register_blueprint(messages.bp)
     errors.register(app)

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
 
-from tracker import calendars, db, schedule, settings
+from tracker import calendars, db, escalation, notify, outbox, schedule, settings
 from tracker.accounts import (
     NewUser,
     add_membership,
@@ -26,6 +26,7 @@ from tracker.forms import (
     CalendarDayForm,
     CalendarImportForm,
     CsrfOnlyForm,
+    LadderRuleForm,
     MembershipForm,
     PasswordResetForm,
     RegionForm,
@@ -34,7 +35,18 @@ from tracker.forms import (
     UserForm,
     options,
 )
-from tracker.models import ROLE_LABELS, UNIT_KIND_LABELS, CalendarDay, CalendarYear, Membership, Region, Unit, User
+from tracker.models import (
+    ROLE_LABELS,
+    UNIT_KIND_LABELS,
+    CalendarDay,
+    CalendarYear,
+    EscalationRule,
+    Membership,
+    OutboxMail,
+    Region,
+    Unit,
+    User,
+)
 from tracker.operations import ActionError
 from tracker.permissions import can_admin_province, in_subtree, visible_regions, visible_units
 from tracker.queries import region_choices, unit_choices
@@ -238,3 +250,47 @@ def time_settings():
         if _attempt(save, _("设置已保存")):
             return redirect(url_for("admin.time_settings"))
     return render_template("admin/settings.html", form=form, editable=editable)
+
+
+@bp.get("/mail")
+def mail():
+    """发件箱: mails that failed and mails waiting for a retry (province admins)."""
+    s = db.session()
+    if not can_admin_province(current_membership()):
+        abort(403)
+    return render_template("admin/mail.html", failed=outbox.failed_mails(s), retrying=outbox.retrying_mails(s),
+                           counts=outbox.queue_counts(s), server=current_app.config.get("MAIL_SERVER"),
+                           folder=current_app.config.get("MAIL_FOLDER"), button=CsrfOnlyForm())
+
+
+@bp.post("/mail/<int:mail_id>/retry")
+def mail_retry(mail_id: int):
+    s, membership = db.session(), current_membership()
+    if not can_admin_province(membership):
+        abort(403)
+    mail = s.get(OutboxMail, mail_id)
+    if mail is None:
+        abort(404)
+    if CsrfOnlyForm().validate_on_submit():
+        _attempt(lambda: outbox.retry(s, membership, utcnow(), mail), _("已重新排队，将在下次投递时发送"))
+    return redirect(url_for("admin.mail"))
+
+
+@bp.route("/escalation", methods=["GET", "POST"])
+def escalation_rules():
+    s, membership = db.session(), current_membership()
+    rules = s.scalars(select(EscalationRule).order_by(EscalationRule.level)).all()
+    editable = can_admin_province(membership)
+    forms = {r.level: LadderRuleForm(prefix=f"r{r.level}", data={"threshold": r.threshold_workdays, "mode": r.mode})
+             for r in rules if r.mode != "manual"}
+    outer = CsrfOnlyForm()
+    if editable and outer.validate_on_submit() and all(f.validate() for f in forms.values()):
+        def save():
+            now = utcnow()
+            for level, form in forms.items():
+                escalation.update_rule(s, membership, now, level, form.threshold.data, form.mode.data)
+            schedule.refresh_all(s, local_date(now))
+        if _attempt(save, _("督办规则已保存")):
+            return redirect(url_for("admin.escalation_rules"))
+    return render_template("admin/escalation.html", rules=rules, forms=forms, outer=outer, editable=editable,
+                           unreachable=notify.unreachable_units(s, membership.unit.region))

@@ -9,11 +9,11 @@ from flask_login import login_required
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
-from tracker import calendars, db, storage
+from tracker import calendars, db, schedule, storage
 from tracker.audit import CONFLICT_MESSAGE
 from tracker.auth import current_membership
 from tracker.forms import ACTION_FORMS, EmptyForm, LinkForm, RegisterForm, SplitChildForm, TaskFieldsForm, options
-from tracker.models import Complainant, Event, Evidence, Task
+from tracker.models import Complainant, EscalationRecord, Event, Evidence, Task
 from tracker.operations import (
     EDITABLE_FIELDS,
     ActionError,
@@ -112,6 +112,9 @@ def _fill_choices(form, task: Task) -> None:
         form.milestones_met.choices = options((m.id, f"{m.due_on} {m.description}") for m in open_milestones)
     if hasattr(form, "closed_on") and form.closed_on.data is None:
         form.closed_on.data = local_date(utcnow())
+    if hasattr(form, "level"):
+        form.level.choices = options((r.level, r.name) for r in schedule.load_rules(s).values()
+                                     if r.level > 1 and not r.against_region)
     if hasattr(form, "verifier_unit_id"):
         form.verifier_unit_id.choices = options([(0, _("本单位"))] + unit_choices(s, membership, anywhere=True))
 
@@ -124,11 +127,14 @@ def _render_detail(task: Task, failed: dict | None = None, status: int = 200):
     events = s.scalars(select(Event).where(Event.task_id == task.id).order_by(Event.id)).all()
     complainant = s.get(Complainant, task.id) if can_see_complainant(membership, task) else None
     timing = deadline_facts(calendars.load(s), task, local_date(utcnow()))
+    records = s.scalars(select(EscalationRecord).where(EscalationRecord.task_id == task.id)
+                        .order_by(EscalationRecord.id)).all()
     return render_template(
         "tasks/detail.html", task=task, forms=forms, transitions=TRANSITIONS, events=events,
         complainant=complainant, can_edit=bool(can_edit(membership, task)), link_form=LinkForm(),
         links=linked_tasks(s, membership, task), blocked=blocked_actions(membership, task), timing=timing,
-        can_split="split" in available,
+        can_split="split" in available, records=records,
+        level_names={r.level: r.name for r in schedule.load_rules(s).values()},
         deadline_history=[e for e in events if e.action in DEADLINE_EVENTS],
     ), status
 
