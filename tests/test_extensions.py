@@ -271,20 +271,20 @@ def test_no_deadline_at_all_is_refused(s, world):
 
 
 def assert_next_check(task: Task, today: dt.date, schedule_change: dt.date) -> None:
-    """``next_check_on`` lies after today and no later than the first day 序时进度 can change (the
-    escalation ladder may ask for an earlier look)."""
-    assert task.next_check_on is not None and today < task.next_check_on <= schedule_change, task.next_check_on
+    """``next_check_on`` is the first day 序时进度 can change; the escalation scan keeps its own day
+    (``escalation_check_on``), which an action sets to today so the next scan looks again."""
+    assert task.next_check_on == schedule_change, task.next_check_on
+    assert task.escalation_check_on == today
 
 
 def test_todays_values_after_assignment(s, world):
     task = world.assigned()
     assert (task.schedule, task.overdue, task.not_reported) == (Bucket.on_schedule, False, False)
     assert task.schedule_as_of == TODAY
-    # 2 March lies in the period 26 February – 25 March. next_check_on also covers the escalation
-    # ladder (not signed 3 working days after 交办 → 预警 on 5 March), so it may come earlier.
-    assert_next_check(task, TODAY, D(2026, 3, 5))
+    # 2 March lies in the period 26 February – 25 March; the bucket can change with the next period.
+    assert_next_check(task, TODAY, D(2026, 3, 26))
     soon = world.assigned(deadline=D(2026, 3, 10))
-    assert_next_check(soon, TODAY, D(2026, 3, 5))
+    assert_next_check(soon, TODAY, D(2026, 3, 11))
     long_term = assign_text(s, world, "长期坚持")
     assert long_term.schedule == Bucket.on_schedule
     assert_next_check(long_term, TODAY, D(2026, 3, 26))

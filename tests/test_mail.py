@@ -162,7 +162,7 @@ def test_a_mail_refused_temporarily_every_time_fails_after_the_last_attempt(app,
     assert smtp.received == []
 
 
-def test_a_server_that_is_down_loses_nothing_and_gets_the_mail_when_it_is_up(app, s):
+def test_a_server_that_is_down_loses_nothing_and_gets_the_mail_when_it_is_up(app, s, world, client):
     port = free_port()  # nothing listens here yet
     app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=port)
     mails = queue(s, 3)
@@ -175,6 +175,9 @@ def test_a_server_that_is_down_loses_nothing_and_gets_the_mail_when_it_is_up(app
         assert (mail.status, mail.attempts) == ("pending", 1)
         assert _utc(mail.next_attempt_at) == NOW + dt.timedelta(minutes=1)
         assert "无法连接邮件服务器" in mail.last_error
+    login(client, "admin_hn")  # admins see what is waiting, and why
+    page = client.get("/admin/mail").get_data(as_text=True)
+    assert "待发送 3 封" in page and "其中待重试 3 封" in page and page.count("无法连接邮件服务器") == 3
     sink = Sink()
     controller = start_server(port, sink)
     try:
@@ -200,11 +203,14 @@ def test_a_550_fails_the_mail_and_the_province_admin_puts_it_back(app, s, world,
     city_admin = app.test_client()
     login(city_admin, "admin_zz")  # a city admin: not this page
     assert city_admin.get("/admin/mail").status_code == 403
-    token = csrf_token(city_admin.get("/admin/users").get_data(as_text=True))
+    users_page = city_admin.get("/admin/users").get_data(as_text=True)
+    assert "/admin/mail" not in users_page  # no link to a page they may not open
+    token = csrf_token(users_page)
     assert city_admin.post(f"/admin/mail/{mail.id}/retry", data={"csrf_token": token}).status_code == 403
     login(client, "admin_hn")
     page = client.get("/admin/mail").get_data(as_text=True)
     assert SUBJECT in page and "nobody@example.cn" in page and "Mailbox unavailable" in page and "重试" in page
+    assert 'href="/admin/mail"' in page
     assert client.post(f"/admin/mail/{mail.id}/retry").status_code == 400  # no CSRF token: nothing changes
     assert reread(s, [mail])[0].status == "failed"
 
@@ -265,10 +271,10 @@ def test_without_a_mail_server_each_mail_is_written_as_an_eml_file(app, s):
 
     folder = app.config["MAIL_FOLDER"]
     assert report.sent == 2 and report.folder == folder
-    files = sorted(folder.glob("*.eml"))
-    assert [f.name.split("-", 1)[1] for f in files] == [f"{m.id}.eml" for m in mails]
-    assert files[0].name.startswith("20260302T010000")  # the UTC time of delivery
-    parsed = email.message_from_bytes(files[0].read_bytes(), policy=default_policy)
+    names = {f.name for f in folder.glob("*.eml")}
+    assert names == {f"20260302T010000Z-{m.id}.eml" for m in mails}  # the UTC time of delivery, the row
+    parsed = email.message_from_bytes((folder / f"20260302T010000Z-{mails[0].id}.eml").read_bytes(),
+                                      policy=default_policy)
     assert parsed["Subject"] == SUBJECT and parsed["Message-ID"] == mails[0].message_id
     assert parsed.get_body(("plain",)).get_content() == TEXT
     assert {m.status for m in reread(s, mails)} == {"sent"}

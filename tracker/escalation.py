@@ -70,11 +70,12 @@ def scan(s: Session, today: dt.date, now: dt.datetime, *, dry_run: bool = False)
     run = None if dry_run else _lock_scan_date(s, today, now)
     ctx = schedule.load_context(s)
     last_id = 0
-    while batch := schedule.due_tasks(s, today, last_id):
+    while batch := schedule.due_tasks(s, today, last_id, escalation=True):
         values = []
         for task in batch:
             computed = schedule.compute(task, today, ctx)
-            values.append({"task_id": task.id, **computed})
+            values.append({"task_id": task.id, **computed,
+                           "escalation_check_on": schedule.escalation_check(task, computed, today, ctx)})
             _escalate(s, task, computed, today, now, ctx, summary)
         if not dry_run:
             schedule.write_values(s, values)

@@ -298,6 +298,9 @@ class Task(Base):
     schedule_as_of: Mapped[dt.date | None] = mapped_column(Date)  # the day those values hold for
     # The first day the values above can change without an action; the daily refresh starts there.
     next_check_on: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    # The first day the escalation scan must look at the task again (a level or reminder may fall due,
+    # or the task changed); only the scan moves it forward, so no refresh can hide a due level.
+    escalation_check_on: Mapped[dt.date | None] = mapped_column(Date, index=True)
     # Closure (申请销号 / 初验 / 验收意见 / 销号日期 / 验收单位 / 销号文号)
     closure_applied_on: Mapped[dt.date | None] = mapped_column(Date)
     closure_applied_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))

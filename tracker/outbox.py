@@ -371,7 +371,7 @@ class FolderTransport:
         self.folder = folder
 
     def send(self, message: EmailMessage, mail: OutboxMail, now: dt.datetime) -> dict[str, tuple[int, bytes]]:
-        stamp = now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         target = self.folder / f"{stamp}-{mail.id}.eml"
         partial = target.with_suffix(".eml.part")
         try:

@@ -85,33 +85,44 @@ def ladder_facts(task: Task, behind: bool, not_reported: bool) -> Facts:
 
 
 def compute(task: Task, today: dt.date, ctx: TimeContext) -> dict:
-    """Today's 序时进度, 逾期, 本期未报送 and the first later day they or the escalation level can
-    change (``next_check_on``), as column values."""
+    """Today's 序时进度, 逾期, 本期未报送 and the first later day they can change (``next_check_on``)."""
     snap = current_snapshot(task, today)
     start, due = reporting_period(ctx.settings.reporting, today)
     if not snap.counted or is_split_parent(task):
         return {"schedule": None, "overdue": False, "not_reported": False, "next_check_on": None,
                 "schedule_as_of": today}
     result = classify(snap, start, ctx.settings.tolerance)
-    not_reported = is_unreported(snap, start)
-    facts = ladder_facts(task, result.bucket.value == "behind", not_reported)
-    dates = [d for d in (next_change(snap, start, due + ONE_DAY),
+    return {"schedule": result.bucket.value, "overdue": result.overdue, "not_reported": is_unreported(snap, start),
+            "next_check_on": next_change(snap, start, due + ONE_DAY), "schedule_as_of": today}
+
+
+def escalation_check(task: Task, values: dict, today: dt.date, ctx: TimeContext) -> dt.date | None:
+    """After a scan looked at the task: the next day a level may fall due or 序时进度 may change."""
+    facts = ladder_facts(task, values["schedule"] == "behind", values["not_reported"])
+    dates = [d for d in (values["next_check_on"],
                          ladder_next_check(ctx.calendar, facts, today, ctx.rules, ctx.thresholds)) if d]
-    return {"schedule": result.bucket.value, "overdue": result.overdue, "not_reported": not_reported,
-            "next_check_on": min(dates) if dates else None, "schedule_as_of": today}
+    return min(dates) if dates else None
 
 
 def refresh(task: Task, today: dt.date, ctx: TimeContext | None = None, s: Session | None = None) -> None:
-    """Keep today's values on a task an operation just changed (part of that change)."""
+    """Keep today's values on a task an operation just changed (part of that change); the next scan
+    looks at it again, since the change may start or end an escalation."""
     ctx = ctx if isinstance(ctx, TimeContext) else load_context(s or object_session(task), ctx)
-    for name, value in compute(task, today, ctx).items():
+    values = compute(task, today, ctx)
+    for name, value in values.items():
         setattr(task, name, value)
+    task.escalation_check_on = today if values["schedule"] is not None or task.state == "verifying" else None
 
 
-def due_tasks(s: Session, today: dt.date, after_id: int, limit: int = REFRESH_BATCH) -> list[Task]:
-    """The next batch of tasks whose values may change by ``today`` (set-based, by ``next_check_on``)."""
+def due_tasks(s: Session, today: dt.date, after_id: int, limit: int = REFRESH_BATCH, *,
+              escalation: bool = False) -> list[Task]:
+    """The next batch of tasks whose values may change by ``today`` (set-based, by ``next_check_on``;
+    for the scan also by ``escalation_check_on``)."""
+    due = Task.next_check_on <= today
+    if escalation:
+        due = or_(due, Task.escalation_check_on <= today)
     return s.scalars(
-        select(Task).where(Task.next_check_on <= today, Task.id > after_id).order_by(Task.id).limit(limit)
+        select(Task).where(due, Task.id > after_id).order_by(Task.id).limit(limit)
         .options(selectinload(Task.milestones), selectinload(Task.children))
     ).all()
 
