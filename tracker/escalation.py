@@ -100,7 +100,7 @@ def _escalate(s: Session, task: Task, computed: dict, today: dt.date, now: dt.da
         EscalationRecord.task_id == task.id, EscalationRecord.cycle_started_on == cycle)))
     top, implied = ladder.highest_first(due, recorded)
     for item in implied:
-        if _record(s, task, item, cycle, "implied", today, summary) is not None:
+        if _record(s, task, item, cycle, "implied", today, now, summary) is not None:
             summary.implied += 1
     if top is not None:
         _raise_to(s, task, top, cycle, today, now, ctx, summary)
@@ -109,7 +109,7 @@ def _escalate(s: Session, task: Task, computed: dict, today: dt.date, now: dt.da
 
 
 def _record(s: Session, task: Task, item: ladder.Due, cycle: dt.date | None, status: str, today: dt.date,
-            summary: ScanSummary, deciding: Region | None = None) -> EscalationRecord | None:
+            now: dt.datetime, summary: ScanSummary, deciding: Region | None = None) -> EscalationRecord | None:
     """Insert one record; None when it exists already (the unique constraint decides)."""
     if summary.dry_run:
         return None
@@ -121,6 +121,10 @@ def _record(s: Session, task: Task, item: ladder.Due, cycle: dt.date | None, sta
             s.add(record)
     except IntegrityError:
         return None
+    # The scan's changes are history too (履责留痕), written by the system on the scan's date.
+    record_event(s, None, now, "remind" if item.level < ladder.WARNING else "escalate", task=task, effective_on=today,
+                 data={"level": item.level, "status": status, "reason": item.reason,
+                       "overdue_workdays": item.overdue_workdays})
     return record
 
 
@@ -130,7 +134,7 @@ def _raise_to(s: Session, task: Task, item: ladder.Due, cycle: dt.date | None, t
     start = task.region.parent if rule.decided_above and task.region.parent else task.region
     deciding, supervisors = notify.nearest_supervisors(s, start)
     status = "proposed" if rule.mode == "proposed" else "applied"
-    record = _record(s, task, item, cycle, status, today, summary, deciding)
+    record = _record(s, task, item, cycle, status, today, now, summary, deciding)
     if summary.dry_run or record is not None:
         summary.levels[rule.name] += 1
     if record is None:
@@ -162,7 +166,7 @@ def _remind(s: Session, task: Task, item: ladder.Due, today: dt.date, now: dt.da
     else:
         key = task.closure_applied_on
         _region, users = notify.nearest_supervisors(s, task.region)
-    record = _record(s, task, item, key, "applied", today, summary)
+    record = _record(s, task, item, key, "applied", today, now, summary)
     if record is None:
         return
     summary.reminders += 1
@@ -172,10 +176,11 @@ def _remind(s: Session, task: Task, item: ladder.Due, today: dt.date, now: dt.da
     summary.notifications += len(made)
 
 
-def baseline(s: Session, task: Task, today: dt.date) -> int:
+def baseline(s: Session, task: Task, today: dt.date, now: dt.datetime | None = None) -> int:
     """An imported task's starting point: the levels already passed are recorded as 导入基线, with no
     message, so nothing is sent retroactively for the past (DESIGN §6)."""
     ctx = schedule.load_context(s)
+    now = now or dt.datetime.combine(today, dt.time(), tzinfo=dt.UTC)
     computed = schedule.compute(task, today, ctx)
     facts = schedule.ladder_facts(task, computed["schedule"] == "behind", computed["not_reported"])
     cycle = task.cycle_started_on or task.assigned_on
@@ -184,7 +189,7 @@ def baseline(s: Session, task: Task, today: dt.date) -> int:
         key = cycle if item.level >= ladder.WARNING else (
             reporting_period(ctx.settings.reporting, today)[0] if item.level == ladder.REMIND_REPORT
             else task.closure_applied_on)
-        count += _record(s, task, item, key, "baseline", today, ScanSummary(today)) is not None
+        count += _record(s, task, item, key, "baseline", today, now, ScanSummary(today)) is not None
     return count
 
 

@@ -54,6 +54,8 @@ EXTRA_ACTION_LABELS = {
     "calendar_day": "修改工作日历",
     "calendar_confirm": "确认工作日历",
     "import": "导入历史",
+    "escalate": "督办升级",
+    "remind": "提醒",
     "mail_retry": "重发邮件",
 }
 
