@@ -7,7 +7,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
 
 from tests.conftest import NOW
 from tracker import calendars
@@ -46,12 +47,22 @@ def year_rows(s, year: int) -> int:
         CalendarDay.day.between(D(year, 1, 1), D(year, 12, 31))))
 
 
+@pytest.fixture(scope="module")
+def migrated(database_url) -> WorkCalendar:
+    """The calendar as the migrations leave it, read once for the many one-day facts (read-only)."""
+    engine = create_engine(database_url)
+    with Session(engine) as session:
+        cal = calendars.load(session)
+    engine.dispose()
+    return cal
+
+
 # --- the confirmed 2026 calendar ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("day", WORKING_2026, ids=str)
-def test_2026_make_up_days_are_working_days(s, day):
-    cal = calendars.load(s)
+def test_2026_make_up_days_are_working_days(migrated, day):
+    cal = migrated
     assert day.weekday() >= 5, "every DESIGN fact of this list is a weekend day"
     assert cal.is_workday(day)
     assert not cal.is_provisional(day)
@@ -59,8 +70,8 @@ def test_2026_make_up_days_are_working_days(s, day):
 
 
 @pytest.mark.parametrize("day", OFF_2026, ids=str)
-def test_2026_holidays_are_off(s, day):
-    cal = calendars.load(s)
+def test_2026_holidays_are_off(migrated, day):
+    cal = migrated
     assert not cal.is_workday(day)
     assert not cal.is_provisional(day)
 
@@ -289,8 +300,8 @@ def test_admins_are_warned_from_1_november_when_next_year_is_not_confirmed(s):
     (D(2026, 10, 1), 0), (D(2026, 10, 7), 0), (D(2026, 10, 8), 1), (D(2026, 10, 9), 2), (D(2026, 10, 10), 3),
     (D(2026, 10, 11), 3), (D(2026, 10, 16), 8), (D(2026, 10, 19), 9), (D(2026, 10, 20), 10),
 ])
-def test_workdays_between_after_national_day(s, day, count):
-    assert calendars.load(s).workdays_between(D(2026, 9, 30), day) == count
+def test_workdays_between_after_national_day(migrated, day, count):
+    assert migrated.workdays_between(D(2026, 9, 30), day) == count
 
 
 def test_ten_working_days_are_first_reached_on_20_october(s):

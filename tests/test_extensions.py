@@ -196,8 +196,6 @@ def test_change_deadline_refusals(s, world, now):
                           reason="调整", deadline=D(2027, 9, 30))
 
 
-@pytest.mark.xfail(strict=True, reason="operations._h_change_deadline on a 待交办 task sets original_deadline, "
-                   "so the deadline of the later 交办 is never kept as the original")
 def test_original_deadline_is_the_one_of_assignment_even_after_a_change_before_it(s, world, now):
     task = world.register()
     perform(s, task, "change_deadline", world.m["sup_xt"], now, reason="预设时限", deadline=D(2026, 6, 30))
@@ -386,3 +384,11 @@ def test_cycle_restarts_and_extension_request_rows(s, world):
     s.commit()
     rows = s.scalars(select(ExtensionRequest).where(ExtensionRequest.task_id == task.id)).all()
     assert [(r.status, r.old_deadline, r.new_deadline) for r in rows] == [("approved", DEADLINE, D(2027, 3, 31))]
+
+
+def test_approving_an_extension_that_no_longer_extends_is_refused(s, world, now):
+    task = rectifying(world, deadline=D(2026, 6, 30))
+    request(s, world, task, D(2026, 8, 31), now)
+    perform(s, task, "change_deadline", world.m["sup_xt"], now, reason="统一调整", deadline=D(2026, 9, 30))
+    refused_and_unchanged(s, task, "不晚于现行时限", perform, s, task, "decide_extension", world.m["sup_xt"], now,
+                          decision="approve")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import inspect, or_, select
 
 from tracker import calendars, db, demo, escalation, migrate, outbox, reports, schedule, scheduler, settings
@@ -173,6 +173,7 @@ def schedule_refresh(day: str | None, everything: bool) -> None:
 
 
 @click.command("report")
+@with_appcontext
 @click.option("--as-of", "as_of", default=None, help="截至日期 YYYY-MM-DD（默认今天）")
 @click.option("--by", type=click.Choice(list(reports.GROUPINGS)), default="channel-round")
 @click.option("--region", "region_name", default=None, help="地区名称（默认湖南省）")

@@ -665,6 +665,10 @@ def _h_decide_extension(s, task, actor, now, params):
         raise ActionError("不同意延期须说明理由")
     today = _today(now)
     approved = decision == "approve"
+    if approved and task.deadline is not None and request.new_deadline <= task.deadline:
+        raise ActionError("申请延期至的日期已不晚于现行时限，请不同意本次申请")
+    if approved and request.new_deadline < today:
+        raise ActionError("申请延期至的日期已过，请不同意本次申请")
     request.status = "approved" if approved else "denied"
     request.decided_by_id, request.decided_on, request.decision_note = actor.id, today, note
     data = {"approved": approved, "old_deadline": task.deadline, "new_deadline": request.new_deadline,
@@ -683,7 +687,7 @@ def _h_change_deadline(s, task, actor, now, params):
         raise ActionError("新的时限与现行时限相同")
     old = {"deadline": task.deadline, "deadline_kind": task.deadline_kind, "deadline_text": task.deadline_text}
     task.deadline, task.deadline_kind, task.deadline_text = deadline, kind, text
-    if task.original_deadline is None:
+    if task.original_deadline is None and task.assigned_on is not None:  # the original is the one of 交办
         task.original_deadline = deadline
     task.cycle_started_on = _today(now)
     return {"reason": reason, "deadline": deadline, "deadline_kind": kind, "deadline_text": text,
