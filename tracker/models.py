@@ -681,3 +681,25 @@ class ScanRun(Base):
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class LedgerArchive(Base):
+    """An archived monthly ledger (月度台账归档): the official figure of a region for a month, never
+    changed once written (one per region and month — the database says so)."""
+
+    __tablename__ = "ledger_archive"
+    __table_args__ = (UniqueConstraint("region_id", "month"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    region_id: Mapped[int] = mapped_column(ForeignKey("region.id"), index=True)
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    stored_name: Mapped[str] = mapped_column(String(200), unique=True)  # under LEDGER_FOLDER
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(Integer)
+    # The 汇总 figures by channel × round at archiving, to compare with today's live figures.
+    figures: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    region: Mapped[Region] = relationship()
