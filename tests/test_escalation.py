@@ -152,7 +152,7 @@ def test_warning_is_applied_by_the_scan_and_the_next_levels_proposed_one_by_one(
     run_scan(app, s, D(2026, 3, 24))  # 5 working days left
 
     warning = records(s, task)[1]
-    assert (warning.status, warning.reason) == ("applied", "距整改时限不足5个工作日")
+    assert (warning.status, warning.reason) == ("applied", "距整改时限不超过5个工作日")
     assert told(s, warning) == {"unit_yh", "sup_yh"}
     task = s.get(Task, task.id)
     assert (task.escalation_level, task.version) == (1, version)  # set by the scan, not an edit
@@ -214,7 +214,8 @@ def test_one_digest_per_recipient_per_scan_holds_all_their_items(app, s, world):
     assert sup_mail.subject == "【整改督办】2026-04-01 2项任务需关注（函告）"
     for task in (first, second):
         assert f"[函告] {task.code} {task.title}（雨湖区）" in unit_mail.text
-        assert f"{BASE_URL}/tasks/{task.id}" in unit_mail.text and f'href="{BASE_URL}/tasks/{task.id}"' in unit_mail.html
+        link = f"{BASE_URL}/tasks/{task.id}"
+        assert link in unit_mail.text and f'href="{link}"' in unit_mail.html
         assert f"[函告]（请确认督办措施） {task.code} {task.title}（雨湖区）" in sup_mail.text  # the deciders
         assert f"[催报] {task.code}" in unit_mail.text and f"[催报] {task.code}" not in sup_mail.text
     assert "请确认督办措施" not in unit_mail.text  # the unit does not decide its own 函告
@@ -541,10 +542,10 @@ def test_a_real_smtp_server_gets_one_digest_per_recipient_and_nothing_on_a_rerun
         assert (report.sent, report.deferred, report.failed) == (2, 0, 0)
         got = {tuple(rcpt): msg for rcpt, msg, _raw in sink.received}
         assert set(got) == {("unit_yh@example.cn",), ("sup_yh@example.cn",)}
+        subjects = {"unit_yh@example.cn": "【整改督办】2026-04-15 4项任务需关注（催报、通报）",
+                    "sup_yh@example.cn": "【整改督办】2026-04-15 2项任务需关注（通报）"}
         for (address,), msg in got.items():
-            assert msg["To"] == address
-            assert msg["Subject"] == "【整改督办】2026-04-15 4项任务需关注（催报、通报）" if address.startswith("unit") \
-                else msg["Subject"] == "【整改督办】2026-04-15 2项任务需关注（通报）"
+            assert (msg["To"], msg["Subject"]) == (address, subjects[address])
             assert "逾期10个工作日" in msg.get_body(("plain",)).get_content()
 
         run_scan(app, s, D(2026, 4, 15), force=True)
@@ -583,10 +584,13 @@ def postgres_only(app):
         pytest.skip("two scan processes at once need PostgreSQL (SQLite is one writer by design)")
 
 
+@pytest.mark.parametrize("earlier_runs", [0, 1], ids=["first-scan-of-the-date", "date-row-exists"])
 def test_two_scan_processes_started_together_record_and_mail_each_level_once(app, s, world, database_url,
-                                                                              postgres_only, tmp_path):
+                                                                              postgres_only, tmp_path, earlier_runs):
     tasks = [rectifying(world), rectifying(world, title="雨湖区黑臭水体整治不到位"),
              rectifying(world, "湘乡市", "湘乡市人民政府", "unit_xx", title="湘乡市工业园区污水直排")]
+    if earlier_runs:  # the row exists: the two queue on its lock (else on its primary key)
+        s.add(ScanRun(scan_date=D(2026, 4, 15), runs=earlier_runs, summary={}))
     s.commit()
     env = {**os.environ, "DATABASE_URL": database_url, "TRACKER_INSTANCE": str(tmp_path / "instance"),
            "SECRET_KEY": "test-secret", "BASE_URL": BASE_URL}
@@ -621,5 +625,17 @@ def test_two_scan_processes_started_together_record_and_mail_each_level_once(app
         assert statuses(s, task) == {-1: "applied", 1: "implied", 2: "implied", 3: "proposed"}
     assert digest_counts(s) == Counter({"unit_yh@example.cn": 1, "sup_yh@example.cn": 1, "unit_xx@example.cn": 1,
                                         "sup_xt@example.cn": 1})
-    assert s.get(ScanRun, D(2026, 4, 15)).runs == 2
+    assert s.get(ScanRun, D(2026, 4, 15)).runs == earlier_runs + 2
     assert all(BASE_URL in m.text for m in digests(s))
+
+
+def test_an_action_on_the_day_a_level_falls_due_does_not_hide_it_from_that_days_scan(app, s, world):
+    task = rectifying(world)
+    perform(s, task, "report", world.m["unit_yh"], at(D(2026, 4, 1), 8), text="渗滤液处理站主体完工", percent=60)
+    s.commit()  # the refresh of that report moved 序时进度's next check past 1 April
+
+    run_scan(app, s, D(2026, 4, 1))
+
+    assert {level: status for level, status in statuses(s, task).items() if level >= 1} == {
+        1: "implied", 2: "proposed"}
+    assert digest_counts(s) == Counter({"unit_yh@example.cn": 1, "sup_yh@example.cn": 1})

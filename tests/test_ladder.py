@@ -68,7 +68,8 @@ def test_the_default_ladder_is_the_designs(rules):
     assert {r.level: (r.name, r.threshold, r.mode, r.decided_above) for r in rules.values()} == {
         1: ("预警", 5, "scan", False), 2: ("函告", 1, "proposed", False), 3: ("通报", 10, "proposed", False),
         4: ("督办", 20, "proposed", False), 5: ("挂牌督办", 40, "proposed", True), 6: ("约谈", 60, "proposed", True),
-        7: ("曝光", None, "manual", False), 8: ("区域限批", None, "manual", False), 9: ("调查问责", None, "manual", False),
+        7: ("曝光", None, "manual", False), 8: ("区域限批", None, "manual", False),
+        9: ("调查问责", None, "manual", False),
     }
     assert rules[8].province_only and rules[8].against_region
 
@@ -115,7 +116,7 @@ def test_warning_when_the_deadline_is_within_5_working_days(cal, rules):
     # 22 Sep – 30 Sep holds 5 working days (中秋 25 Sep off); from 21 Sep there are 6.
     assert levels(cal, rules, f, D(2026, 9, 21)) == []
     [warning] = assess(cal, f, D(2026, 9, 22), rules, TH)
-    assert (warning.level, warning.reason, warning.overdue_workdays) == (WARNING, "距整改时限不足5个工作日", None)
+    assert (warning.level, warning.reason, warning.overdue_workdays) == (WARNING, "距整改时限不超过5个工作日", None)
     assert levels(cal, rules, f, DEADLINE) == [WARNING]
 
 

@@ -455,3 +455,12 @@ def test_reopening_forgets_the_closure_percent(world, s):
     assert task.latest_percent == 100
     perform(s, task, "reopen", world.m["sup_xt"], NOW, reason="返黑返臭", deadline=dt.date(2026, 9, 30))
     assert task.latest_percent is None and task.state == "rectifying"
+
+
+def test_one_action_moves_the_version_by_exactly_one(world, s):
+    task = world.assigned()
+    s.commit()
+    before = task.version
+    perform(s, task, "sign", world.m["unit_yh"], NOW)
+    s.commit()
+    assert task.version == before + 1

@@ -83,7 +83,7 @@ def _warning_reasons(calendar: WorkCalendar, facts: Facts, today: dt.date, rules
     within = rules[WARNING].threshold
     if facts.deadline is not None and within is not None and today <= facts.deadline and \
             calendar.workdays_between(today, facts.deadline) <= within:
-        reasons.append(f"距整改时限不足{within}个工作日")
+        reasons.append(f"距整改时限不超过{within}个工作日")
     if facts.behind:
         reasons.append("滞后于序时进度")
     return reasons

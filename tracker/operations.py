@@ -276,9 +276,10 @@ def _notice_detail(data: dict[str, Any]) -> str:
 
 def _refresh_schedules(s: Session, task: Task, today: dt.date) -> None:
     """Keep today's 序时进度 on the task (and its split family) current after every action."""
-    ctx = schedule.load_context(s)
-    for t in {task, *task.children, *([task.parent] if task.parent else [])}:
-        schedule.refresh(t, today, ctx)
+    with s.no_autoflush:  # one flush for the whole action: the version moves by one
+        ctx = schedule.load_context(s)
+        for t in {task, *task.children, *([task.parent] if task.parent else [])}:
+            schedule.refresh(t, today, ctx)
 
 
 def _set_state(task: Task, state: State) -> None:
