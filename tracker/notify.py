@@ -52,6 +52,11 @@ def supervisors_of(s: Session, region: Region) -> list[User]:
     return _active_users(s, (Unit.region_id == region.id) & (Membership.role == Role.supervisor.value))
 
 
+def region_users(s: Session, region: Region, roles: Iterable[str]) -> list[User]:
+    """Active users holding one of ``roles`` in a unit of exactly this region."""
+    return _active_users(s, (Unit.region_id == region.id) & Membership.role.in_(list(roles)))
+
+
 def nearest_supervisors(s: Session, region: Region | None) -> tuple[Region | None, list[User]]:
     """The supervisors of the nearest region, going up from ``region``, that has any."""
     while region is not None:
