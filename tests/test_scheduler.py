@@ -79,7 +79,7 @@ def test_the_daily_scan_runs_on_working_days_by_the_calendar_table(s, day, expec
 
 
 def test_the_schedule_is_one_list_with_the_daily_scan_and_the_mail_flush(s):
-    assert [spec.name for spec in scheduler.JOBS] == ["daily_scan", "mail_flush"]
+    assert [spec.name for spec in scheduler.JOBS] == ["daily_scan", "monthly_ledger", "mail_flush"]
     daily, flush = job("daily_scan"), job("mail_flush")
     assert daily.workdays_only and not flush.workdays_only
     assert all(spec.description and spec.when for spec in scheduler.JOBS)
@@ -93,6 +93,13 @@ def test_the_next_run_skips_the_national_day_holiday_but_not_the_make_up_saturda
     assert next_run(daily, cal, shanghai(2026, 9, 30, 9, 0)) == shanghai(2026, 10, 8, 8, 30)
     assert next_run(daily, cal, shanghai(2026, 10, 9, 9, 0)) == shanghai(2026, 10, 10, 8, 30)
     assert next_run(job("mail_flush"), cal, shanghai(2026, 10, 3, 12, 0, 1)) == shanghai(2026, 10, 3, 12, 1)
+
+
+def test_the_monthly_ledger_runs_on_the_first_working_day_of_each_month(s):
+    cal, monthly = calendars.load(s), job("monthly_ledger")
+    assert next_run(monthly, cal, shanghai(2025, 12, 15, 9, 0)) == shanghai(2026, 1, 4, 7, 30)  # a Sunday worked
+    assert next_run(monthly, cal, shanghai(2026, 4, 30, 9, 0)) == shanghai(2026, 5, 6, 7, 30)
+    assert next_run(monthly, cal, shanghai(2026, 9, 30, 9, 0)) == shanghai(2026, 10, 8, 7, 30)
 
 
 def started_paused(app, now):

@@ -17,7 +17,21 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import inspect, or_, select
 
-from tracker import calendars, db, demo, escalation, migrate, outbox, reports, schedule, scheduler, settings
+from tracker import (
+    calendars,
+    db,
+    demo,
+    escalation,
+    intake,
+    ledger,
+    migrate,
+    outbox,
+    reports,
+    schedule,
+    scheduler,
+    settings,
+)
+from tracker import plan_import as plans
 from tracker.accounts import NewUser, create_user
 from tracker.models import Region, Role, Unit, UnitAlias
 from tracker.operations import ActionError
@@ -31,6 +45,8 @@ user_cli = AppGroup("user", help="用户管理")
 mail_cli = AppGroup("mail", help="邮件发件箱")
 scheduler_cli = AppGroup("scheduler", help="调度进程：定时任务")
 escalation_cli = AppGroup("escalation", help="督办：扫描与提醒")
+ledger_cli = AppGroup("ledger", help="月度整改销号台账：导出与导入")
+plan_cli = AppGroup("plan", help="整改方案导入")
 
 
 def fail(message: str) -> None:
@@ -257,7 +273,88 @@ def escalation_scan(day: str | None, dry_run: bool) -> None:
     click.echo(summary.describe())
 
 
+@plan_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--channel", "channel_name", required=True, help="问题来源名称或简称")
+@click.option("--issuer", "issuer_name", required=True, help="印发（交办）单位名称或简称")
+@click.option("--issued", required=True, help="印发（交办）日期 YYYY-MM-DD")
+@click.option("--expires", default=None, help="整改时限 YYYY-MM-DD（默认取方案中的“有效期至”）")
+@click.option("--round", "round_name", default=None, help="批次名称（默认取方案标题）")
+@click.option("--create-missing", is_flag=True, help="自动创建系统中没有的单位")
+def plan_import_command(path, channel_name, issuer_name, issued, expires, round_name, create_missing) -> None:
+    """Import a plan (整改方案): one task per responsibility clause, assigned as of --issued."""
+    s = db.session()
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        fail("文件不是UTF-8编码的文本")
+    issuer = _find_unit(s, issuer_name, None)
+    try:
+        report = plans.import_plan(
+            s, text, channel=plans.find_channel(s, channel_name), issuer=issuer, issued=_parse_date(issued),
+            expires=_parse_date(expires) if expires else None, actor=None, now=utcnow(),
+            create_missing=create_missing, round_name=round_name)
+    except ActionError as exc:
+        s.rollback()
+        fail(f"导入失败：{exc}")
+    s.commit()
+    click.echo(report.summary())
+
+
+@ledger_cli.command("export")
+@click.option("--month", required=True, help="月份 YYYY-MM（本月即截至今天）")
+@click.option("--region", "region_name", default=None, help="地区名称（默认湖南省）")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="输出文件（.xlsx或.csv）")
+def ledger_export(month: str, region_name: str | None, out: str) -> None:
+    """Write the monthly closure ledger (月度整改销号台账) of a region's subtree to an .xlsx or .csv file."""
+    path = Path(out)
+    if path.suffix.lower() not in (".xlsx", ".csv"):
+        fail("输出文件须以.xlsx或.csv结尾")
+    s = db.session()
+    region = _find_region(s, region_name)
+    try:
+        summary = ledger.export(s, region, month, path, today=local_date(utcnow()), settings=settings.time_settings(s))
+    except ValueError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"无法写入文件“{out}”：{exc.strerror or exc}")
+    as_of = summary.as_of
+    click.echo(f"已导出{as_of.year}年{as_of.month}月台账：{summary.rows}项任务 → {path}")
+
+
+@ledger_cli.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="只校验，不写入")
+@click.option("--update", is_flag=True, help="更新已有问题（只更新文件中有值的字段，不改变状态）")
+@click.option("--create-missing", is_flag=True, help="新建缺少的单位、地区和批次（须同时指定 --region）")
+@click.option("--region", "region_name", default=None, help="导入范围：地区名称；新建的地区建在其下")
+def ledger_import(file: str, dry_run: bool, update: bool, create_missing: bool, region_name: str | None) -> None:
+    """Import an Excel ledger (导入整改台账, .xlsx or .xls): nothing is written unless every row is valid."""
+    if create_missing and not region_name:
+        fail("--create-missing 须同时用 --region 指定新建地区和单位的上级地区")
+    s = db.session()
+    region = _find_region(s, region_name) if region_name else None
+    report = intake.import_ledger(s, file, None, utcnow(), dry_run=dry_run, update=update,
+                                  create_missing=create_missing, region=region)
+    for problem in report.warnings:
+        click.echo(f"提示：{problem.describe()}")
+    for line in report.created_lines():
+        click.echo(line)
+    if not report.ok:
+        s.rollback()
+        for problem in report.errors:
+            click.echo(problem.describe(), err=True)
+        fail(report.summary())
+    if dry_run:
+        s.rollback()
+    else:
+        s.commit()
+    click.echo(report.summary())
+
+
 def init_app(app: Flask) -> None:
-    for group in (db_cli, demo_cli, user_cli, calendar_cli, schedule_cli, scheduler_cli, mail_cli, escalation_cli):
+    for group in (db_cli, demo_cli, user_cli, calendar_cli, schedule_cli, scheduler_cli, mail_cli, escalation_cli,
+                  ledger_cli):
         app.cli.add_command(group)
     app.cli.add_command(report_command)
+    app.cli.add_command(plan_cli)

@@ -109,18 +109,23 @@ def _escalate(s: Session, task: Task, computed: dict, today: dt.date, now: dt.da
 
 
 def _record(s: Session, task: Task, item: ladder.Due, cycle: dt.date | None, status: str, today: dt.date,
-            now: dt.datetime, summary: ScanSummary, deciding: Region | None = None) -> EscalationRecord | None:
-    """Insert one record; None when it exists already (the unique constraint decides)."""
+            now: dt.datetime, summary: ScanSummary, deciding: Region | None = None, *,
+            savepoint: bool = True) -> EscalationRecord | None:
+    """Insert one record; None when it exists already (the unique constraint decides). Without
+    ``savepoint`` (a task created in this transaction, which has no records yet) it is just added."""
     if summary.dry_run:
         return None
     record = EscalationRecord(task_id=task.id, level=item.level, cycle_started_on=cycle, status=status,
                               reason=item.reason, overdue_workdays=item.overdue_workdays, scan_date=today,
                               deciding_region_id=deciding.id if deciding else None)
-    try:
-        with s.begin_nested():
-            s.add(record)
-    except IntegrityError:
-        return None
+    if not savepoint:
+        s.add(record)
+    else:
+        try:
+            with s.begin_nested():
+                s.add(record)
+        except IntegrityError:
+            return None
     # The scan's changes are history too (履责留痕), written by the system on the scan's date.
     record_event(s, None, now, "remind" if item.level < ladder.WARNING else "escalate", task=task, effective_on=today,
                  data={"level": item.level, "status": status, "reason": item.reason,
@@ -176,10 +181,14 @@ def _remind(s: Session, task: Task, item: ladder.Due, today: dt.date, now: dt.da
     summary.notifications += len(made)
 
 
-def baseline(s: Session, task: Task, today: dt.date, now: dt.datetime | None = None) -> int:
+def baseline(s: Session, task: Task, today: dt.date, now: dt.datetime | None = None,
+             ctx: TimeContext | None = None, *, new: bool = False) -> int:
     """An imported task's starting point: the levels already passed are recorded as 导入基线, with no
-    message, so nothing is sent retroactively for the past (DESIGN §6)."""
-    ctx = schedule.load_context(s)
+    message, so nothing is sent retroactively for the past (DESIGN §6).
+
+    An import of many tasks passes one ``ctx`` for all, and ``new=True`` for tasks it created in this
+    transaction (they have no records yet, so no savepoint per record is needed)."""
+    ctx = ctx or schedule.load_context(s)
     now = now or dt.datetime.combine(today, dt.time(), tzinfo=dt.UTC)
     computed = schedule.compute(task, today, ctx)
     facts = schedule.ladder_facts(task, computed["schedule"] == "behind", computed["not_reported"])
@@ -189,7 +198,7 @@ def baseline(s: Session, task: Task, today: dt.date, now: dt.datetime | None = N
         key = cycle if item.level >= ladder.WARNING else (
             reporting_period(ctx.settings.reporting, today)[0] if item.level == ladder.REMIND_REPORT
             else task.closure_applied_on)
-        count += _record(s, task, item, key, "baseline", today, now, ScanSummary(today)) is not None
+        count += _record(s, task, item, key, "baseline", today, now, ScanSummary(today), savepoint=not new) is not None
     return count
 
 

@@ -350,3 +350,12 @@ class RegionRestrictionForm(FlaskForm):
     region_id = SelectField(_l("限批地区"), coerce=int)
     doc_no = StringField(_l("文号"), validators=[_required(), Length(max=100)])
     note = TextAreaField(_l("事由"), validators=[Length(max=5000)])
+
+
+class LedgerImportForm(FlaskForm):
+    """导入整改台账: an .xlsx or .xls workbook and the importer's options (DESIGN §7)."""
+
+    file = FileField(_l("台账文件（.xlsx 或 .xls）"), validators=[_required()])
+    dry_run = BooleanField(_l("只校验，不写入"))
+    update = BooleanField(_l("更新已有问题（只更新文件中有值的字段，不改变状态）"))
+    create_missing = BooleanField(_l("新建缺少的单位、地区和批次（仅管理员）"))

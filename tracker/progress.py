@@ -220,8 +220,11 @@ def next_change(snap: Snapshot, period_start: dt.date, next_period_start: dt.dat
     if snap.deadline is not None and snap.deadline >= snap.as_of:
         candidates.append(snap.deadline + ONE_DAY)
     for m in snap.milestones:
-        if m.met_on is None and m.due_on >= snap.as_of:
+        unmet_at_d = m.met_on is None or m.met_on > snap.as_of
+        if unmet_at_d and m.due_on >= snap.as_of:
             candidates.append(m.due_on + ONE_DAY)
+        if m.met_on is not None and m.met_on > snap.as_of:
+            candidates.append(m.met_on)  # reported met later: the miss ends that day
         if m.planned_percent is not None and m.due_on > snap.as_of:
             candidates.append(m.due_on)
     return min(candidates)

@@ -69,23 +69,39 @@ class Report:
 
 def build(s: Session, region: Region, as_of: dt.date, by: str, settings: TimeSettings) -> Report:
     """The report for ``region``'s subtree as of the end of ``as_of``, from the events (DESIGN §3)."""
-    if by not in GROUPINGS:
-        raise ValueError(by)
+    tally = Tally(s, region, as_of, by)
     subtree = select(Region.id).where(Region.path.startswith(region.path, autoescape=True))
     tasks = s.scalars(counted_candidates(as_of).where(Task.region_id.in_(subtree)).options(
         selectinload(Task.region), selectinload(Task.task_units).selectinload(TaskUnit.unit))).all()
     snapshots = snapshots_as_of(s, tasks, as_of)
     results = classify_as_of(snapshots, as_of, settings)
     by_id = {t.id: t for t in tasks}
-    keyer = _KEYS[by](s, region)
-    # By region, every direct child and 本级 have a row, with or without tasks.
-    rows: dict[tuple, Row] = {key: Row(group=names) for key, names in getattr(keyer, "fixed_rows", ())}
-    total = Row(group=["合计"])
     for task_id, result in results.items():
-        total.add(task_id, snapshots[task_id], result)
-        for key, names in keyer(by_id[task_id]):
-            rows.setdefault(key, Row(group=names)).add(task_id, snapshots[task_id], result)
-    return Report(region, as_of, by, [rows[k] for k in sorted(rows)], total)
+        tally.add(by_id[task_id], snapshots[task_id], result)
+    return tally.report()
+
+
+class Tally:
+    """A report built task by task: ``build`` feeds it every counted task at once, the ledger export
+    (``ledger.py``) batch by batch as it streams the tasks, so both give the same figures."""
+
+    def __init__(self, s: Session, region: Region, as_of: dt.date, by: str) -> None:
+        if by not in GROUPINGS:
+            raise ValueError(by)
+        self.region, self.as_of, self.by = region, as_of, by
+        self._key = _KEYS[by](s, region)
+        # By region, every direct child and 本级 have a row, with or without tasks.
+        self._rows: dict[tuple, Row] = {key: Row(group=names) for key, names in getattr(self._key, "fixed_rows", ())}
+        self.total = Row(group=["合计"])
+
+    def add(self, task: Task, snap: Snapshot, result: Classification) -> None:
+        """Count one task counted at ``as_of`` (its snapshot and classification at that date)."""
+        self.total.add(task.id, snap, result)
+        for key, names in self._key(task):
+            self._rows.setdefault(key, Row(group=names)).add(task.id, snap, result)
+
+    def report(self) -> Report:
+        return Report(self.region, self.as_of, self.by, [self._rows[k] for k in sorted(self._rows)], self.total)
 
 
 def _by_channel_round(s: Session, region: Region):

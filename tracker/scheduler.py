@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from tracker import calendars, db, schedule, settings
+from tracker import archive, calendars, db, schedule, settings
 from tracker.timeutil import SHANGHAI, local_date, utcnow
 from tracker.workdays import WorkCalendar
 
@@ -60,6 +60,14 @@ class JobSpec:
     func: Callable[[Flask, dt.datetime], None]
     misfire_grace_time: int  # seconds late a missed run may still start; missed runs coalesce into one
     workdays_only: bool = False  # skip days that are not 工作日 in the calendar table (调休 included)
+    # A stricter rule for the days it runs (e.g. the first working day of a month); implies workdays_only.
+    day_rule: Callable[[WorkCalendar, dt.date], bool] | None = None
+
+
+def spec_runs_on(spec: JobSpec, calendar: WorkCalendar, day: dt.date) -> bool:
+    if spec.day_rule is not None:
+        return spec.day_rule(calendar, day)
+    return not spec.workdays_only or runs_on(calendar, day)
 
 
 # --- the jobs ------------------------------------------------------------------------------------
@@ -94,6 +102,17 @@ def daily_scan(app: Flask, now: dt.datetime) -> None:
     run_daily(app, local_date(now), now)
 
 
+def monthly_ledger(app: Flask, now: dt.datetime) -> None:
+    """Archive last month's ledger for every region with a supervisor or viewer, and mail it."""
+    with app.app_context():
+        s = db.session()
+        with _transaction(s):
+            run = archive.archive_month(s, archive.previous_month(local_date(now)), now,
+                                        Path(app.config["LEDGER_FOLDER"]), settings.time_settings(s),
+                                        base_url=app.config["BASE_URL"])
+    log.info("%s", run.describe())
+
+
 def mail_flush(app: Flask, now: dt.datetime) -> None:
     """Deliver what is due in the outbox (retries with backoff are the outbox's business)."""
     deliver_due = _optional("tracker.outbox", "deliver_due")
@@ -112,6 +131,9 @@ JOBS: list[JobSpec] = [
             "每个工作日 08:30（北京时间；按工作日历，含调休上班日）",
             CronTrigger(hour=8, minute=30, timezone=SHANGHAI), daily_scan,
             misfire_grace_time=3600, workdays_only=True),
+    JobSpec("monthly_ledger", "归档上月整改销号台账并发送给各地区督办和查阅人员",
+            "每月第一个工作日 07:30（北京时间）", CronTrigger(hour=7, minute=30, timezone=SHANGHAI), monthly_ledger,
+            misfire_grace_time=6 * 3600, workdays_only=True, day_rule=archive.is_first_workday_of_month),
     JobSpec("mail_flush", "投递发件箱中到期的邮件", "每分钟",
             CronTrigger(minute="*", timezone=SHANGHAI), mail_flush, misfire_grace_time=60),
 ]
@@ -153,8 +175,8 @@ def _optional(module: str, name: str) -> Callable[..., Any] | None:
 def run_job(app: Flask, spec: JobSpec, now: dt.datetime | None = None) -> bool:
     """Run one job now as the scheduler does; False when today is not one of its days."""
     now = now or utcnow()
-    if spec.workdays_only and not _is_run_day(app, local_date(now)):
-        log.info("%s：%s不是工作日，不运行", spec.name, local_date(now).isoformat())
+    if (spec.workdays_only or spec.day_rule) and not _is_run_day(app, spec, local_date(now)):
+        log.info("%s：%s不是运行日，不运行", spec.name, local_date(now).isoformat())
         return False
     started = time.monotonic()
     spec.func(app, now)
@@ -162,9 +184,9 @@ def run_job(app: Flask, spec: JobSpec, now: dt.datetime | None = None) -> bool:
     return True
 
 
-def _is_run_day(app: Flask, day: dt.date) -> bool:
+def _is_run_day(app: Flask, spec: JobSpec, day: dt.date) -> bool:
     with app.app_context():
-        return runs_on(calendars.load(db.session()), day)
+        return spec_runs_on(spec, calendars.load(db.session()), day)
 
 
 def _scheduled(app: Flask, spec: JobSpec) -> None:
@@ -183,7 +205,7 @@ def next_run(spec: JobSpec, calendar: WorkCalendar, now: dt.datetime, horizon: i
     """When ``spec`` will next really run after ``now`` (days it skips are skipped), in Beijing time."""
     fire = spec.trigger.get_next_fire_time(None, now)
     for _ in range(horizon):
-        if fire is None or not spec.workdays_only or runs_on(calendar, fire.date()):
+        if fire is None or spec_runs_on(spec, calendar, fire.date()):
             return fire
         fire = spec.trigger.get_next_fire_time(None, fire + dt.timedelta(seconds=1))
     return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from tracker.views import admin, archives, auth, errors, messages, reports, tasks
+from tracker.views import admin, archives, auth, errors, intake, messages, reports, tasks
 
 
 def register_blueprints(app: Flask) -> None:
@@ -14,4 +14,5 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(reports.bp)
     app.register_blueprint(messages.bp)
     app.register_blueprint(archives.bp)
+    app.register_blueprint(intake.bp)
     errors.register(app)

@@ -4,13 +4,18 @@ from every count to the tasks behind it. Supervisors, viewers and admins, within
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import os
+import tempfile
+from pathlib import Path
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import login_required
 from sqlalchemy.orm import selectinload
 
-from tracker import db, reports, settings
+from tracker import db, ledger, reports, settings
+from tracker.audit import record_event
 from tracker.auth import current_membership
 from tracker.models import Region, Task, TaskUnit
 from tracker.permissions import SUBTREE_ROLES, in_subtree, visible_tasks
@@ -23,15 +28,23 @@ CELL_LABELS = {"total": "共", "completed": "已完成", "on_schedule": "达到�
                "overdue": "其中逾期", "extended": "其中经批准延期"}
 
 
-def _params():
-    """(region, as_of, by) from the query string, within the membership's subtree."""
+LEDGER_FORMATS = ("xlsx", "csv")
+
+
+def _region() -> Region:
+    """The ``region`` of the query string (default: the membership's own), within its subtree."""
     membership = current_membership()
     if membership.role not in SUBTREE_ROLES:
         abort(403)
-    s = db.session()
-    region = s.get(Region, request.args.get("region", type=int) or membership.unit.region_id)
+    region = db.session().get(Region, request.args.get("region", type=int) or membership.unit.region_id)
     if region is None or not in_subtree(membership, region):
         abort(404)
+    return region
+
+
+def _params():
+    """(region, as_of, by) from the query string, within the membership's subtree."""
+    region = _region()
     try:
         as_of = dt.date.fromisoformat(request.args.get("as_of", ""))
     except ValueError:
@@ -47,7 +60,8 @@ def index():
     s = db.session()
     report = reports.build(s, region, as_of, by, settings.time_settings(s))
     return render_template("reports/index.html", report=report, cells=CELL_LABELS, groupings=reports.GROUPINGS,
-                           regions=region_choices(s, current_membership()), json=json)
+                           regions=region_choices(s, current_membership()), json=json,
+                           month=local_date(utcnow()).strftime("%Y-%m"), formats=LEDGER_FORMATS)
 
 
 @bp.route("/tasks")
@@ -71,3 +85,44 @@ def tasks():
                            tasks=listed)
 
 
+
+
+@bp.route("/ledger")
+@login_required
+def ledger_download():
+    """月度台账 of a region within the user's scope, built into a temporary file that is deleted once sent;
+    the download is security-logged (DESIGN §9)."""
+    region = _region()
+    fmt = request.args.get("format", "xlsx")
+    if fmt not in LEDGER_FORMATS:
+        abort(404)
+    s, now = db.session(), utcnow()
+    month = request.args.get("month") or local_date(now).strftime("%Y-%m")
+    handle, name = tempfile.mkstemp(prefix="ledger-", suffix=f".{fmt}")
+    os.close(handle)
+    path = Path(name)
+    try:
+        summary = ledger.export(s, region, month, path, today=local_date(now), settings=settings.time_settings(s))
+    except ValueError as exc:
+        path.unlink(missing_ok=True)
+        flash(str(exc), "error")
+        return redirect(url_for("reports.index", region=region.id))
+    except Exception:
+        path.unlink(missing_ok=True)
+        raise
+    record_event(s, current_membership(), now, "export", entity="ledger", entity_id=region.id,
+                 data={"region": region.name, "month": month, "as_of": summary.as_of, "format": fmt,
+                       "rows": summary.rows})
+    s.commit()
+    as_of = summary.as_of
+    return send_file(_DeletedOnClose(path), as_attachment=True,
+                     download_name=f"{region.name}整改销号台账{as_of.year}年{as_of.month}月.{fmt}")
+
+
+class _DeletedOnClose(io.FileIO):
+    """A temporary file that removes itself once the response has been sent and closed. (Not
+    ``response.call_on_close``: ``send_file`` responses are passed through, and those callbacks never run.)"""
+
+    def close(self) -> None:
+        super().close()
+        Path(self.name).unlink(missing_ok=True)
