@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from tests.conftest import login
 from tracker import archive, calendars, settings
 from tracker.models import LedgerArchive, OutboxMail
+from tracker.operations import perform
 from tracker.scheduler import job, run_job
 from tracker.timeutil import SHANGHAI
 
@@ -86,3 +87,22 @@ def test_archives_are_listed_and_served_within_scope(app, world, s, client):
     assert client.get(f"/archives/{zhuzhou.id}").status_code == 404
     login(client, "unit_yh")
     assert client.get("/archives").status_code == 403
+
+
+def test_the_report_page_shows_how_live_figures_differ_from_the_archive(app, world, s, client):
+    september = dt.datetime(2026, 9, 10, 9, 0, tzinfo=SHANGHAI).astimezone(dt.UTC)
+    task = world.assigned(now=september, deadline=D(2026, 12, 31))
+    world.advance(task, "verifying", now=september)
+    s.commit()
+    archive_september(s, app)
+    s.commit()
+    login(client, "sup_xt")
+    url = f"/reports?region={world.regions['湘潭市'].id}&as_of=2026-09-30"
+    html = client.get(url).get_data(as_text=True)
+    assert "与该日归档的台账一致" in html
+    # A 销号日期 entered later, inside September: the live figure for 30 September changes, the archive not.
+    perform(s, s.merge(task), "close", world.m["sup_hn"], september + dt.timedelta(days=60), opinion="验收合格",
+            closed_on=D(2026, 9, 25))
+    s.commit()
+    html = client.get(url).get_data(as_text=True)
+    assert "以下统计与归档时不同" in html and "已完成 0 → 1" in html

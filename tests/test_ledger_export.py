@@ -14,7 +14,7 @@ import tempfile
 
 import openpyxl
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from tests.conftest import fake_file, login
 from tracker import ledger, reports, settings
@@ -40,7 +40,7 @@ def ledger_world(world, s):
     """Four tasks:
 
     - 双马: 交办 1-12, 整改中 from 1-15, reports 2-10 (40%) and 3-05 (70%), 申请销号 3-10, 销号 3-12.
-      End of February: 整改中, 二月进展, 40, not closed, 本期未报送 (period from 2-26). End of March: 已销号.
+      End of February: 整改中, 二月进展, 40, not closed, reported in the period due in February. End of March: 已销号.
     - formula: title "=1+2", description "@SUM(A1)", remarks "-3"; 交办 1-12 due 2-20, only signed:
       逾期 at the end of February.
     - 三月交办: 交办 3-05, 函告 confirmed 3-20 — absent in February, on 逾期及督办 in March.
@@ -117,7 +117,8 @@ def test_rows_are_what_each_task_was_at_the_month_end(s, world, ledger_world, tm
     assert shuangma[H["percent"]].value == 40
     assert shuangma[H["schedule"]].value == "达到序时进度"
     assert shuangma[H["closed_on"]].value is None and shuangma[H["closure_applied_on"]].value is None
-    assert shuangma[H["not_reported"]].value == "是"
+    # reported in the period due in February (26 January – 25 February): not 本期未报送 in February's ledger
+    assert shuangma[H["not_reported"]].value is None
     assert shuangma[H["leads"]].value == "雨湖区人民政府" and shuangma[H["region"]].value == "雨湖区"
     assigned = shuangma[H["assigned_on"]]
     assert assigned.is_date and assigned.value.date() == D(2026, 1, 12) and assigned.number_format == "yyyy-mm-dd"
@@ -276,3 +277,36 @@ def test_download_within_scope_is_logged(client, s, world, ledger_world, tmp_pat
 def test_units_may_not_download(client, world):
     login(client, "unit_yh")
     assert client.get(f"/reports/ledger?month={FEB}").status_code == 403
+
+
+def test_queries_do_not_grow_with_the_tasks(app, s, world, ledger_world, tmp_path):
+    engine = app.extensions["tracker.engine"]
+    statements = []
+
+    def count(*_args):
+        statements.append(1)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        export(s, world, tmp_path, month=MAR)
+        few = len(statements)
+        for i in range(12):
+            world.assigned(title=f"雨湖区第{i}个问题", lead="雨湖区人民政府", participants=["湘潭市生态环境局"],
+                           now=at(3, 6))
+            world.assigned(title=f"湘乡市第{i}个问题", region="湘乡市", lead="湘乡市人民政府", now=at(3, 6))
+        s.commit()
+        statements.clear()
+        summary, _path = export(s, world, tmp_path, month=MAR)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert summary.rows == 28 and few > 10 and len(statements) <= few + 2, (few, len(statements))  # not per task
+
+
+def test_a_task_silent_through_the_period_due_in_the_month_is_not_reported(s, world, tmp_path):
+    task = world.assigned(title="涓水直排口整治", now=at(1, 5), deadline=D(2026, 12, 31))
+    world.advance(task, "rectifying", now=at(1, 5))
+    s.commit()
+    _summary, path = export(s, world, tmp_path)
+    book = openpyxl.load_workbook(path)
+    assert rows_of(book["整改台账"])["涓水直排口整治"][H["not_reported"]].value == "是"
+    assert "涓水直排口整治" in rows_of(book["本期未报送"])

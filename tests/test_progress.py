@@ -18,6 +18,7 @@ from tracker.progress import (
     classify,
     is_overdue,
     is_unreported,
+    last_due_period,
     next_change,
     planned_percent_at,
     replay,
@@ -495,3 +496,10 @@ def test_nothing_changes_before_next_change(history, offset, rule):
         assert (got.bucket, got.overdue, got.reasons) == (result.bucket, result.overdue, result.reasons), probe
         assert is_unreported(later, reporting_period(rule, probe)[0]) == is_unreported(snap, start)
         probe += ONE_DAY
+
+
+def test_the_period_a_month_end_ledger_asks_about_is_the_one_due_in_that_month():
+    monthly = ReportingRule("month", 25)
+    assert last_due_period(monthly, D(2026, 10, 31)) == (D(2026, 9, 26), D(2026, 10, 25))
+    assert last_due_period(monthly, D(2026, 10, 25)) == (D(2026, 9, 26), D(2026, 10, 25))
+    assert last_due_period(ReportingRule("quarter", 20), D(2026, 11, 30)) == (D(2026, 6, 21), D(2026, 9, 20))

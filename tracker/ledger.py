@@ -43,7 +43,7 @@ from tracker.models import (
     TaskUnit,
     Unit,
 )
-from tracker.progress import BUCKET_LABELS, Classification, Snapshot, is_unreported, reporting_period
+from tracker.progress import BUCKET_LABELS, Classification, Snapshot, is_unreported, last_due_period
 from tracker.reports import GROUPINGS, Report, Tally
 from tracker.schedule import classify_as_of, counted_candidates, snapshots_as_of
 from tracker.settings import TimeSettings
@@ -276,7 +276,7 @@ def _escalations(ctx: _Context, ids: list[int], rule_names: dict[int, str]):
 def _lines(ctx: _Context, tallies: list[Tally]) -> Iterator[_Line]:
     """Every task counted at D, in ledger order, each also counted into the 汇总 tallies."""
     rule_names = {r.level: r.name for r in ctx.s.scalars(select(EscalationRule))}
-    period_start, _due = reporting_period(ctx.settings.reporting, ctx.as_of)
+    period_start, _due = last_due_period(ctx.settings.reporting, ctx.as_of)  # past months: the period due in it
     for batch in _batches(ctx):
         snapshots = snapshots_as_of(ctx.s, batch, ctx.as_of)
         results = classify_as_of(snapshots, ctx.as_of, ctx.settings)

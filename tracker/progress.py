@@ -267,3 +267,10 @@ def reporting_period(rule: ReportingRule, day: dt.date) -> tuple[dt.date, dt.dat
         due = _due_date(year, month, rule.due_day)
     prev_year, prev_month = _add_months(year, month, -step)
     return _due_date(prev_year, prev_month, rule.due_day) + ONE_DAY, due
+
+
+def last_due_period(rule: ReportingRule, day: dt.date) -> tuple[dt.date, dt.date]:
+    """The latest period whose due date is on or before ``day``: what a month-end ledger asks about
+    (on 31 October, with reports due on the 25th, the period 26 September – 25 October)."""
+    start, due = reporting_period(rule, day)
+    return (start, due) if due <= day else reporting_period(rule, start - ONE_DAY)

@@ -12,12 +12,13 @@ from pathlib import Path
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import login_required
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from tracker import db, ledger, reports, settings
+from tracker import archive, db, ledger, reports, settings
 from tracker.audit import record_event
 from tracker.auth import current_membership
-from tracker.models import Region, Task, TaskUnit
+from tracker.models import LedgerArchive, Region, Task, TaskUnit
 from tracker.permissions import SUBTREE_ROLES, in_subtree, visible_tasks
 from tracker.queries import region_choices
 from tracker.timeutil import local_date, utcnow
@@ -58,10 +59,24 @@ def _params():
 def index():
     region, as_of, by = _params()
     s = db.session()
-    report = reports.build(s, region, as_of, by, settings.time_settings(s))
+    time = settings.time_settings(s)
+    report = reports.build(s, region, as_of, by, time)
+    archived, changes = _against_archive(s, region, as_of, report, time)
     return render_template("reports/index.html", report=report, cells=CELL_LABELS, groupings=reports.GROUPINGS,
                            regions=region_choices(s, current_membership()), json=json,
-                           month=local_date(utcnow()).strftime("%Y-%m"), formats=LEDGER_FORMATS)
+                           month=local_date(utcnow()).strftime("%Y-%m"), formats=LEDGER_FORMATS,
+                           archived=archived, changes=changes)
+
+
+def _against_archive(s, region: Region, as_of: dt.date, report, time):
+    """For the day an archive was made as of: the archive, and where today's live figures differ."""
+    archived = s.scalar(select(LedgerArchive).where(LedgerArchive.region_id == region.id,
+                                                    LedgerArchive.as_of == as_of))
+    if archived is None:
+        return None, []
+    live = report if report.by == "channel-round" else reports.build(s, region, as_of, "channel-round", time)
+    rows = [row.as_json() for row in [*live.rows, live.total]]
+    return archived, archive.differences(archived, rows)
 
 
 @bp.route("/tasks")
