@@ -493,3 +493,10 @@ def test_the_upload_page_shows_the_report(client, world, s, tmp_path):
 def test_the_upload_page_is_for_supervisors_and_admins(client, world):
     login(client, "unit_yh")
     assert client.get("/import").status_code == 403
+
+
+def test_a_literal_percent_sign_is_not_a_percent_format():
+    """The export writes 完成进度 as 40 shown as 40% (a literal sign): it must import back as 40."""
+    is_percent = intake._is_percent_format
+    assert is_percent("0%") and is_percent("0.0%")
+    assert not is_percent('0"%"') and not is_percent("0\\%") and not is_percent("General")

@@ -240,10 +240,17 @@ def _xls_value(book, sheet, r: int, c: int) -> Any:
         return CellError(xlrd.error_text_from_code.get(cell.value, "#ERROR"))
     if kind == xlrd.XL_CELL_NUMBER:
         fmt = book.format_map.get(book.xf_list[cell.xf_index].format_key) if cell.xf_index is not None else None
-        return _number(cell.value, bool(fmt and "%" in fmt.format_str))
+        return _number(cell.value, bool(fmt and _is_percent_format(fmt.format_str)))
     if kind == xlrd.XL_CELL_BOOLEAN:
         return bool(cell.value)
     return cell.value
+
+
+def _is_percent_format(fmt: str) -> bool:
+    """A real percent format (0%, 0.0%) scales the value by 100; a literal "%" in quotes (0"%") or
+    after a backslash is only text, as the ledger export writes 完成进度."""
+    unquoted = re.sub(r'"[^"]*"|\\.', "", fmt)
+    return "%" in unquoted
 
 
 def _number(value: float, percent: bool) -> int | float:
@@ -294,7 +301,7 @@ def _xlsx_grid(ws, formulas: dict[tuple[int, int], str]) -> Grid:
 def _xlsx_value(cell) -> Any:
     value = cell.value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return _number(value, "%" in (cell.number_format or ""))
+        return _number(value, _is_percent_format(cell.number_format or ""))
     if isinstance(value, str) and cell.data_type == "e":
         return CellError(value)
     return value
