@@ -1574,10 +1574,9 @@ def load(s: Session, now: dt.datetime, *, hash_method: str = "scrypt", upload_fo
     if is_loaded(s):
         return ALREADY_LOADED
     steps = script()
-    demo = Demo(s, Clock.fitting(now, max(step.day for step in steps)), Path(upload_folder))
     first_mail = (s.scalar(select(func.max(OutboxMail.id))) or 0) + 1
+    demo = load_organisation(s, now, hash_method=hash_method, upload_folder=Path(upload_folder))
     try:
-        demo.build_organisation(hash_method)
         for step in steps:
             demo.play(step)
         # The history is not news: the notices its steps queued are not mailed to anyone.
@@ -1588,3 +1587,13 @@ def load(s: Session, now: dt.datetime, *, hash_method: str = "scrypt", upload_fo
         discard(demo.folder, demo.stored)
         raise
     return demo.summary(now)
+
+
+def load_organisation(s: Session, now: dt.datetime, *, hash_method: str = "scrypt",
+                      upload_folder: Path | None = None) -> Demo:
+    """The demo's organisation alone as of ``now``: its regions, units, users and rounds, no task — an
+    installation set up and ready for its ledger (``load`` plays the tasks' histories on it). The caller
+    commits; run it on a database without the demo."""
+    demo = Demo(s, Clock.fitting(now, max(step.day for step in script())), Path(upload_folder or "."))
+    demo.build_organisation(hash_method)
+    return demo

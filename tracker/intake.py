@@ -38,14 +38,16 @@ from tracker import calendars, escalation, schedule, settings
 from tracker.accounts import create_region, create_unit
 from tracker.audit import ActionError, record_event
 from tracker.deadlines import DeadlineError, ParsedDeadline, excel_date, parse_deadline
-from tracker.ledger_columns import LEDGER_COLUMNS, STATE_WORDS
+from tracker.ledger_columns import LEDGER_COLUMNS, STATE_WORDS, MilestoneLine, parse_milestones
 from tracker.models import (
     CATEGORIES,
     TASK_KINDS,
     Channel,
     ChannelAlias,
     Membership,
+    Milestone,
     Problem,
+    ProgressReport,
     Region,
     Role,
     Round,
@@ -482,12 +484,14 @@ class RowPlan:
     deadline: ParsedDeadline | None = None
     deadline_text: str = ""
     progress: str = ""
+    progress_on: dt.date | None = None  # 进展日期: of the latest report
     percent: int | None = None
     closure_applied_on: dt.date | None = None
     closed_on: dt.date | None = None
     verifier: Unit | None = None
     verifier_name: str = ""
     closure_doc_no: str = ""
+    milestones: list[MilestoneLine] = field(default_factory=list)  # 阶段目标 (a created task's)
     existing: Task | None = None
 
     def identity(self) -> tuple:
@@ -589,8 +593,35 @@ def _plan_row(v: Validation, reader: RowReader) -> RowPlan | None:
         _assignment(v, reader, plan)
     plan.percent = _percent(reader)
     _closure_dates(v, reader, plan)
+    plan.progress_on = _progress_on(v, reader, plan)
     _verifier(v, reader, plan)
+    plan.milestones = _milestones(v, reader)
     return None if reader.failed else plan
+
+
+def _progress_on(v: Validation, reader: RowReader, plan: RowPlan) -> dt.date | None:
+    """进展日期: when the latest progress was reported (not before 交办, not after today)."""
+    day = _date(reader, "progress_on")
+    if day is None:
+        return None
+    if plan.assigned_on is not None and day < plan.assigned_on:
+        reader.error("progress_on", f"进展日期{day.isoformat()}早于交办日期{plan.assigned_on.isoformat()}")
+    elif day > v.today:
+        reader.error("progress_on", f"进展日期{day.isoformat()}晚于今天")
+    return day
+
+
+def _milestones(v: Validation, reader: RowReader) -> list[MilestoneLine]:
+    """阶段目标: "日期 内容 计划进度%（已完成 日期）" per line, as the ledger export writes them."""
+    try:
+        found = parse_milestones(reader.text("milestones"))
+    except ValueError as exc:
+        reader.error("milestones", str(exc))
+        return []
+    for m in found:
+        if m.met_on is not None and m.met_on > v.today:
+            reader.error("milestones", f"阶段目标“{m.description}”的完成日期{m.met_on.isoformat()}晚于今天")
+    return found
 
 
 def _texts(reader: RowReader) -> dict[str, str]:
@@ -1008,9 +1039,11 @@ class Closure:
 
 def _closure(plan: RowPlan, today: dt.date) -> Closure:
     report_on = None
-    if plan.progress or plan.percent is not None:
-        # Before the closure when there is one, so the replay sees the report, then the closure.
-        report_on = min(d for d in (today, plan.closure_applied_on, plan.closed_on) if d is not None)
+    if plan.progress or plan.percent is not None or plan.progress_on is not None:
+        # On its 进展日期 (else today), and before the closure when there is one, so the replay sees the
+        # report, then the closure.
+        report_on = min(d for d in (plan.progress_on or today, plan.closure_applied_on, plan.closed_on)
+                        if d is not None)
     applied_on = None
     if plan.state == State.verifying.value or (plan.state == State.closed.value and plan.closure_applied_on):
         applied_on = plan.closure_applied_on or today
@@ -1039,7 +1072,9 @@ def _new_task(w: Writer, plan: RowPlan) -> Task:
         latest_report_on=closure.report_on, latest_percent=plan.percent, closure_applied_on=closure.applied_on,
         closed_on=plan.closed_on, closure_doc_no=plan.closure_doc_no,
         verifier_unit_id=plan.verifier.id if plan.verifier else None,
-        extension_count=0, escalation_level=0, milestones=[], children=[],
+        extension_count=0, escalation_level=0, children=[],
+        milestones=[Milestone(due_on=m.due_on, description=m.description, planned_percent=m.planned_percent,
+                              met_on=m.met_on) for m in plan.milestones],
     )
     if closure.applied_on is not None:  # 申请销号 files a closure report at 100% (as operations._h_submit)
         task.latest_report_on = max(d for d in (closure.applied_on, closure.report_on) if d is not None)
@@ -1067,6 +1102,9 @@ def _history(w: Writer, plan: RowPlan, task: Task) -> None:
             "leads": [_real(u).name for u in plan.leads], "participants": [_real(u).name for u in plan.participants]}
     if state == State.pending.value:
         data = {"source": w.source, "row": plan.row, "code": plan.code, "deadline_text": plan.deadline_text}
+    if plan.milestones:
+        data["milestones"] = [{"due_on": m.due_on, "description": m.description,
+                               "planned_percent": m.planned_percent, "met_on": m.met_on} for m in plan.milestones]
     record_event(w.s, w.actor, w.now, "import", task=task, to_state=state, data=data,
                  effective_on=plan.assigned_on or w.today)
     closure = _closure(plan, w.today)
@@ -1074,6 +1112,10 @@ def _history(w: Writer, plan: RowPlan, task: Task) -> None:
         record_event(w.s, w.actor, w.now, "report", task=task, from_state=state, to_state=state,
                      data={"text": plan.progress, "percent": plan.percent, "source": w.source},
                      effective_on=closure.report_on)
+        if w.actor is not None:  # the importer's report; at the command line the event alone carries it
+            w.s.add(ProgressReport(task=task, reported_on=closure.report_on, text=plan.progress,
+                                   percent=plan.percent, purpose="progress", membership_id=w.actor.id,
+                                   created_at=w.now))
     if closure.applied_on is not None:
         record_event(w.s, w.actor, w.now, "submit", task=task, from_state=state, to_state=State.verifying.value,
                      data={"text": "导入：申请销号", "source": w.source}, effective_on=closure.applied_on)

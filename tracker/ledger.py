@@ -30,12 +30,13 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session, load_only, selectinload
 
 from tracker.ladder import WARNING
-from tracker.ledger_columns import LEDGER_COLUMNS, Column
+from tracker.ledger_columns import LEDGER_COLUMNS, Column, MilestoneLine, format_milestone
 from tracker.models import (
     Channel,
     EscalationRecord,
     EscalationRule,
     Event,
+    Milestone,
     ProgressReport,
     Region,
     Round,
@@ -43,7 +44,14 @@ from tracker.models import (
     TaskUnit,
     Unit,
 )
-from tracker.progress import BUCKET_LABELS, Classification, Snapshot, is_unreported, last_due_period
+from tracker.progress import (
+    BUCKET_LABELS,
+    Classification,
+    Snapshot,
+    is_unreported,
+    last_due_period,
+    reporting_period,
+)
 from tracker.reports import GROUPINGS, Report, Tally
 from tracker.schedule import classify_as_of, counted_candidates, snapshots_as_of
 from tracker.settings import TimeSettings
@@ -132,7 +140,7 @@ class _Context:
     region: Region
     as_of: dt.date
     settings: TimeSettings
-    current: bool  # the current month: 本期未报送 is today's flag on the task
+    current: bool  # the current month: 本期未报送 is as of today's reporting period
     channels: dict[int, Channel] = field(default_factory=dict)
     rounds: dict[int, Round] = field(default_factory=dict)
     regions: dict[int, Region] = field(default_factory=dict)  # the subtree
@@ -163,12 +171,13 @@ class _Line:
 _GROUP = (Task.channel_id, Task.round_id, Task.region_id)  # the unique (…, code) index starts with these
 _LOADED = (Task.id, Task.code, Task.channel_id, Task.round_id, Task.region_id, Task.kind, Task.problem_id, Task.title,
            Task.description, Task.category, Task.responsible_leader, Task.contact, Task.target, Task.measures,
-           Task.deadline_text, Task.accountability, Task.remarks, Task.not_reported)
+           Task.deadline_text, Task.accountability, Task.remarks)
 
 
 def _batches(ctx: _Context) -> Iterator[list[Task]]:
-    """Counted candidates of the subtree in ledger order (channel, round, region path, code), about
-    ``BATCH`` at a time.
+    """Counted candidates of the subtree in ledger order (channel, round, region, code), about ``BATCH``
+    at a time. The order is by positions and names, never by ids, so two installations holding the same
+    ledger list it alike (a region by the names from the subtree's root down to it).
 
     The order spans three other tables, so no index serves a keyset on it; instead the (channel, round,
     region) groups that hold candidates are counted once and put in order here, whole groups are read
@@ -176,8 +185,8 @@ def _batches(ctx: _Context) -> Iterator[list[Task]]:
     channels, rounds, regions = ctx.channels, ctx.rounds, ctx.regions
     candidates = counted_candidates(ctx.as_of).where(Task.region_id.in_(list(regions)))
     counts = ctx.s.execute(candidates.with_only_columns(*_GROUP, func.count(Task.id)).group_by(*_GROUP)).all()
-    order = sorted(counts, key=lambda g: (channels[g[0]].position, g[0], rounds[g[1]].position, g[1],
-                                          regions[g[2]].path))
+    order = sorted(counts, key=lambda g: (channels[g[0]].position, channels[g[0]].name, rounds[g[1]].position,
+                                          rounds[g[1]].name, region_names(regions, regions[g[2]])))
     query = candidates.options(
         load_only(*_LOADED), selectinload(Task.task_units).selectinload(TaskUnit.unit).selectinload(Unit.region),
         selectinload(Task.problem))
@@ -193,6 +202,12 @@ def _batches(ctx: _Context) -> Iterator[list[Task]]:
             chunk = []
         chunk.append(group)
     yield from _whole(ctx, query, chunk)
+
+
+def region_names(regions: dict[int, Region], region: Region) -> tuple[str, ...]:
+    """The names from the highest region of ``regions`` on ``region``'s path down to ``region``."""
+    return tuple(regions[int(part)].name for part in region.path.strip("/").split("/")
+                 if part and int(part) in regions)
 
 
 def _whole(ctx: _Context, query, groups: list[tuple]) -> Iterator[list[Task]]:
@@ -221,13 +236,26 @@ class _Facts:
 
     progress: dict[int, str]  # latest report text on or before D
     closures: dict[int, dict]  # the closing event in force at D: closed_on, verifier, closure_doc_no
+    milestones: dict[int, str]  # 阶段目标, met as of D
     levels: dict[int, int]  # 督办等级 in force at D
     measures: dict[int, list[str]]  # escalation acts (level ≥ 2) within the month
     names: dict[int, str]  # 督办等级 → its measure (预警, 函告 …)
 
 
 def _facts(ctx: _Context, ids: list[int], rule_names: dict[int, str]) -> _Facts:
-    return _Facts(_latest_progress(ctx, ids), _closures(ctx, ids), *_escalations(ctx, ids, rule_names), rule_names)
+    return _Facts(_latest_progress(ctx, ids), _closures(ctx, ids), _milestones(ctx, ids),
+                  *_escalations(ctx, ids, rule_names), rule_names)
+
+
+def _milestones(ctx: _Context, ids: list[int]) -> dict[int, str]:
+    found: dict[int, list[str]] = {}
+    rows = ctx.s.scalars(select(Milestone).where(Milestone.task_id.in_(ids))
+                         .order_by(Milestone.task_id, Milestone.due_on, Milestone.description, Milestone.id))
+    for m in rows:
+        met_on = m.met_on if m.met_on is not None and m.met_on <= ctx.as_of else None
+        found.setdefault(m.task_id, []).append(
+            format_milestone(MilestoneLine(m.due_on, m.description, m.planned_percent, met_on)))
+    return {task_id: "\n".join(lines) for task_id, lines in found.items()}
 
 
 def _latest_progress(ctx: _Context, ids: list[int]) -> dict[int, str]:
@@ -237,7 +265,18 @@ def _latest_progress(ctx: _Context, ids: list[int]) -> dict[int, str]:
               .where(ProgressReport.task_id.in_(ids), ProgressReport.reported_on <= ctx.as_of,
                      ProgressReport.purpose.in_(("progress", "closure")))
               .subquery())
-    return dict(ctx.s.execute(select(ranked.c.task_id, ranked.c.text).where(ranked.c.rank == 1)).all())
+    found = dict(ctx.s.execute(select(ranked.c.task_id, ranked.c.text).where(ranked.c.rank == 1)).all())
+    # A task imported from a ledger has its latest progress as a dated "report" event (导入历史) and no
+    # report row: its text is the latest progress until a report is filed here.
+    missing = [i for i in ids if i not in found]
+    if missing:
+        rows = ctx.s.execute(
+            select(Event.task_id, Event.data)
+            .where(Event.task_id.in_(missing), Event.action == "report", Event.effective_on <= ctx.as_of)
+            .order_by(Event.task_id, Event.effective_on, Event.id))
+        for task_id, data in rows:  # the last one wins
+            found[task_id] = (data or {}).get("text") or ""
+    return found
 
 
 def _closures(ctx: _Context, ids: list[int]) -> dict[int, dict]:
@@ -276,7 +315,10 @@ def _escalations(ctx: _Context, ids: list[int], rule_names: dict[int, str]):
 def _lines(ctx: _Context, tallies: list[Tally]) -> Iterator[_Line]:
     """Every task counted at D, in ledger order, each also counted into the 汇总 tallies."""
     rule_names = {r.level: r.name for r in ctx.s.scalars(select(EscalationRule))}
-    period_start, _due = last_due_period(ctx.settings.reporting, ctx.as_of)  # past months: the period due in it
+    # Past months: the period due in the month; the current month: today's period, as the task's flag
+    # (computed here from the history, so the export does not depend on when the day's refresh ran).
+    period = reporting_period if ctx.current else last_due_period
+    period_start, _due = period(ctx.settings.reporting, ctx.as_of)
     for batch in _batches(ctx):
         snapshots = snapshots_as_of(ctx.s, batch, ctx.as_of)
         results = classify_as_of(snapshots, ctx.as_of, ctx.settings)
@@ -287,7 +329,7 @@ def _lines(ctx: _Context, tallies: list[Tally]) -> Iterator[_Line]:
             snap, result = snapshots[task.id], results[task.id]
             for tally in tallies:
                 tally.add(task, snap, result)
-            unreported = task.not_reported if ctx.current else is_unreported(snap, period_start)
+            unreported = is_unreported(snap, period_start)
             yield _line(ctx, task, snap, result, facts, unreported)
 
 
@@ -329,6 +371,7 @@ def _as_of_fields(snap: Snapshot, result: Classification, facts: _Facts, task_id
         "deadline": snap.deadline or (LONG_TERM if snap.long_term else None),
         "assigned_on": snap.assigned_on, "state": STATE_LABELS[State(snap.state)], "schedule": schedule,
         "progress": facts.progress.get(task_id, ""), "percent": snap.latest_percent,
+        "milestones": facts.milestones.get(task_id, ""), "progress_on": snap.last_activity_on,
         "closure_applied_on": snap.closure_applied_on,
         "escalation": facts.names.get(level, str(level)) if level else "",
     }

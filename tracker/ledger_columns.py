@@ -1,8 +1,10 @@
 """The columns of the 整改台账 sheet (DESIGN §7), shared by the export and the Excel intake so that a
-ledger exported here imports back cell for cell. Pure data."""
+ledger exported here imports back cell for cell. Data, and the text form of 阶段目标 both read and write."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from dataclasses import dataclass
 
 
@@ -32,12 +34,14 @@ LEDGER_COLUMNS: tuple[Column, ...] = (
     Column("contact", "联系人及电话", 18, ("联系人", "联系方式")),
     Column("target", "整改目标", 30, ("目标",)),
     Column("measures", "整改措施", 40, ("措施", "整改方案")),
+    Column("milestones", "阶段目标", 40, ("阶段性目标", "阶段目标及完成情况")),
     Column("deadline_text", "时限要求", 16, ("整改时限", "完成时限", "整改期限")),
     Column("deadline", "现行时限", 12, ("现行整改时限",), importable=False),
     Column("assigned_on", "交办日期", 12, ("交办时间",)),
     Column("state", "整改状态", 12, ("完成情况", "状态", "整改情况")),
     Column("schedule", "序时进度", 12, (), importable=False),
     Column("progress", "最新进展", 40, ("整改进展", "进展情况", "工作进展")),
+    Column("progress_on", "进展日期", 12, ("报送日期", "最新报送日期", "进展报送日期")),
     Column("percent", "完成进度", 10, ("完成比例", "进度")),
     Column("closure_applied_on", "申请销号日期", 12, ("申请销号时间",)),
     Column("closed_on", "销号日期", 12, ("销号时间",)),
@@ -63,3 +67,52 @@ STATE_WORDS: dict[str, str] = {
     "滞后": "rectifying",
     "待交办": "pending",
 }
+
+
+# 阶段目标: one line per milestone, "2026-06-30 完成主体工程 60%（已完成 2026-06-20）" — the planned percent
+# and the met date are optional. The export joins the lines with line breaks; the import also takes "；"
+# before a date as a separator.
+_MILESTONE_DATE = r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
+_MILESTONE = re.compile(rf"^{_MILESTONE_DATE}\s*(.*?)(?:\s+(\d{{1,3}})\s*[%％])?"
+                        rf"\s*(?:[（(]\s*已完成\s*{_MILESTONE_DATE}\s*[）)])?$", re.S)
+_MILESTONE_SEPARATOR = re.compile(r"\s*(?:\n|[；;](?=\s*\d{4}\s*[-/.年]))\s*")
+
+
+@dataclass(frozen=True)
+class MilestoneLine:
+    due_on: dt.date
+    description: str
+    planned_percent: int | None = None
+    met_on: dt.date | None = None
+
+
+def format_milestone(m: MilestoneLine) -> str:
+    text = f"{m.due_on.isoformat()} {m.description}"
+    if m.planned_percent is not None:
+        text += f" {m.planned_percent}%"
+    if m.met_on is not None:
+        text += f"（已完成 {m.met_on.isoformat()}）"
+    return text
+
+
+def parse_milestones(text: str) -> list[MilestoneLine]:
+    """The milestones of a 阶段目标 cell; ValueError (a Chinese message) naming the first bad one."""
+    found = []
+    for line in (part.strip() for part in _MILESTONE_SEPARATOR.split(text.strip())):
+        if not line:
+            continue
+        match = _MILESTONE.match(line)
+        if match is None or not match.group(4).strip():
+            raise ValueError(f"阶段目标“{line}”应为“日期 内容 计划进度%（已完成 日期）”，"
+                             "如“2026-06-30 完成主体工程 60%”")
+        groups = match.groups()
+        try:
+            due_on = dt.date(*(int(g) for g in groups[0:3]))
+            met_on = dt.date(*(int(g) for g in groups[5:8])) if groups[5] else None
+        except ValueError:
+            raise ValueError(f"阶段目标“{line}”的日期无效") from None
+        percent = int(groups[4]) if groups[4] else None
+        if percent is not None and percent > 100:
+            raise ValueError(f"阶段目标“{line}”的计划进度须在0到100之间")
+        found.append(MilestoneLine(due_on, groups[3].strip(), percent, met_on))
+    return found

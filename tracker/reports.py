@@ -110,7 +110,7 @@ def _by_channel_round(s: Session, region: Region):
 
     def key(task: Task):
         c, r = channels[task.channel_id], rounds[task.round_id]
-        yield (c.position, c.id, r.position, r.id), [c.name, r.name]
+        yield (c.position, c.name, r.position, r.name), [c.name, r.name]
 
     return key
 
@@ -131,10 +131,14 @@ def _by_region(s: Session, region: Region):
 
 
 def _by_unit(s: Session, region: Region):
+    # By the names of the unit's region chain, then its name: the same order in every installation.
+    names = dict(s.execute(select(Region.id, Region.name)).all())
+
     def key(task: Task):
         for tu in task.task_units:
             if tu.role == "lead":
-                yield (tu.unit.region.path, tu.unit.name, tu.unit_id), [tu.unit.name]
+                chain = tuple(names[int(p)] for p in tu.unit.region.path.strip("/").split("/") if p)
+                yield (chain, tu.unit.name, tu.unit_id), [tu.unit.name]
 
     return key
 
