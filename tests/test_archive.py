@@ -106,3 +106,12 @@ def test_the_report_page_shows_how_live_figures_differ_from_the_archive(app, wor
     s.commit()
     html = client.get(url).get_data(as_text=True)
     assert "以下统计与归档时不同" in html and "已完成 0 → 1" in html
+
+
+def test_a_large_archive_is_mailed_as_a_link(app, world, s):
+    now = dt.datetime(2026, 10, 8, 7, 30, tzinfo=SHANGHAI).astimezone(dt.UTC)
+    archive.archive_month(s, "2026-09", now, Path(app.config["LEDGER_FOLDER"]), settings.time_settings(s),
+                          base_url="https://zg.example.cn", attachment_limit=1)
+    s.commit()
+    mails = s.scalars(select(OutboxMail).where(OutboxMail.subject.contains("月度台账"))).all()
+    assert mails and all(not m.attachments and "https://zg.example.cn/archives/" in m.text for m in mails)
