@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import NOW, PASSWORD, fake_file
 from tests.test_mail import Sink, free_port, start_server
+from tracker import db as tracker_db
 from tracker import escalation, notify, outbox
 from tracker.accounts import NewUser, add_membership, create_user
 from tracker.audit import ActionError
@@ -639,3 +641,29 @@ def test_an_action_on_the_day_a_level_falls_due_does_not_hide_it_from_that_days_
     assert {level: status for level, status in statuses(s, task).items() if level >= 1} == {
         1: "implied", 2: "proposed"}
     assert digest_counts(s) == Counter({"unit_yh@example.cn": 1, "sup_yh@example.cn": 1})
+
+
+def test_two_scans_of_a_date_at_once_queue_on_any_database(app, world, s):
+    """Two threads scan the same date together (SQLite too): each level is recorded once."""
+    task = world.assigned(now=NOW - dt.timedelta(days=90), deadline=dt.date(2026, 1, 30))
+    s.commit()
+    errors, day = [], dt.date(2026, 3, 2)
+
+    def run():
+        try:
+            with app.app_context():
+                session = tracker_db.session()
+                escalation.scan(session, day, NOW)
+                session.commit()
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    levels = s.scalars(select(EscalationRecord.level).where(EscalationRecord.task_id == task.id)).all()
+    assert sorted(levels) == sorted(set(levels)) and levels
+    assert s.get(ScanRun, day).runs == 2

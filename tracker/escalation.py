@@ -49,19 +49,20 @@ def level_names(ctx: TimeContext) -> dict[int, str]:
 
 
 def _lock_scan_date(s: Session, day: dt.date, now: dt.datetime) -> ScanRun:
-    """Take this date's scan row (made if missing) for the whole transaction: scans of a date queue."""
-    run = s.get(ScanRun, day, with_for_update=True)
-    if run is None:
+    """Take this date's scan row (made if missing) for the whole transaction: scans of a date queue.
+
+    The first statement is a write: PostgreSQL locks the row, and SQLite takes its write lock before
+    anything was read — a transaction that read first could not upgrade once another scan committed,
+    and would fail with "database is locked" instead of waiting its turn.
+    """
+    bump = update(ScanRun).where(ScanRun.scan_date == day).values(runs=ScanRun.runs + 1, started_at=now)
+    if s.execute(bump).rowcount == 0:
         try:
             with s.begin_nested():
-                s.add(ScanRun(scan_date=day, runs=0, summary={}))
-        except IntegrityError:
-            pass  # made by a scan that started at the same moment
-        run = s.get(ScanRun, day, with_for_update=True, populate_existing=True)
-    run.runs += 1
-    run.started_at = now
-    s.flush()  # on SQLite the write takes the database lock now, so a second scan waits here
-    return run
+                s.add(ScanRun(scan_date=day, runs=1, started_at=now, summary={}))
+        except IntegrityError:  # made by a scan that started at the same moment: queue behind it
+            s.execute(bump)
+    return s.get(ScanRun, day, populate_existing=True)
 
 
 def scan(s: Session, today: dt.date, now: dt.datetime, *, dry_run: bool = False) -> ScanSummary:
