@@ -667,3 +667,15 @@ def test_two_scans_of_a_date_at_once_queue_on_any_database(app, world, s):
     levels = s.scalars(select(EscalationRecord.level).where(EscalationRecord.task_id == task.id)).all()
     assert sorted(levels) == sorted(set(levels)) and levels
     assert s.get(ScanRun, day).runs == 2
+
+
+def test_a_dry_run_counts_what_the_real_scan_then_records(app, world, s):
+    task = world.assigned(now=NOW - dt.timedelta(days=90), deadline=dt.date(2026, 1, 30))
+    world.advance(task, "rectifying", now=NOW - dt.timedelta(days=90))
+    s.commit()
+    dry = escalation.scan(s, dt.date(2026, 3, 2), NOW, dry_run=True)
+    s.rollback()
+    real = escalation.scan(s, dt.date(2026, 3, 2), NOW)
+    s.commit()
+    assert (dry.levels, dry.implied, dry.reminders) == (real.levels, real.implied, real.reminders)
+    assert real.implied > 0 and real.reminders > 0

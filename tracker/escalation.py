@@ -101,7 +101,7 @@ def _escalate(s: Session, task: Task, computed: dict, today: dt.date, now: dt.da
         EscalationRecord.task_id == task.id, EscalationRecord.cycle_started_on == cycle)))
     top, implied = ladder.highest_first(due, recorded)
     for item in implied:
-        if _record(s, task, item, cycle, "implied", today, now, summary) is not None:
+        if summary.dry_run or _record(s, task, item, cycle, "implied", today, now, summary) is not None:
             summary.implied += 1
     if top is not None:
         _raise_to(s, task, top, cycle, today, now, ctx, summary)
@@ -172,6 +172,11 @@ def _remind(s: Session, task: Task, item: ladder.Due, today: dt.date, now: dt.da
     else:
         key = task.closure_applied_on
         _region, users = notify.nearest_supervisors(s, task.region)
+    if summary.dry_run:
+        summary.reminders += not s.scalar(select(EscalationRecord.id).where(
+            EscalationRecord.task_id == task.id, EscalationRecord.cycle_started_on == key,
+            EscalationRecord.level == item.level))
+        return
     record = _record(s, task, item, key, "applied", today, now, summary)
     if record is None:
         return
