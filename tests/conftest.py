@@ -7,6 +7,7 @@ test every table is emptied and the reference rows the migrations made are put b
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -36,30 +37,41 @@ def _postgres_url() -> str | None:
     return url if url.startswith(("postgres://", "postgresql")) else None
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory):
-    """A fresh database for this run, migrated to head."""
-    base = _postgres_url()
-    if base is None:
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
-        engine = create_engine(url)
-        migrate.upgrade(engine)
-        engine.dispose()
+@contextlib.contextmanager
+def migrated_database(kind_url: str | None, folder):
+    """A new database migrated to head, dropped afterwards: SQLite in ``folder``, or, when ``kind_url``
+    names a PostgreSQL server, a database of its own on that server."""
+    if kind_url is None or make_url(kind_url).get_backend_name() == "sqlite":
+        url = f"sqlite:///{folder / f'test-{uuid.uuid4().hex[:8]}.sqlite3'}"
+        _upgrade(url)
         yield url
         return
-    parsed = make_url(TestConfig(base, "/tmp").SQLALCHEMY_DATABASE_URI)
+    parsed = make_url(TestConfig(kind_url, "/tmp").SQLALCHEMY_DATABASE_URI)
     name = f"tracker_test_{uuid.uuid4().hex[:10]}"
     admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = parsed.set(database=name).render_as_string(hide_password=False)
+    try:
+        _upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _upgrade(url: str) -> None:
     engine = create_engine(url)
     migrate.upgrade(engine)
     engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """A fresh database for this run, migrated to head."""
+    with migrated_database(_postgres_url(), tmp_path_factory.mktemp("db")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -3,17 +3,15 @@ the same organisation and no tasks, and exported again, is the same workbook cel
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import uuid
 
 import openpyxl
 import pytest
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
 from config import TestConfig
-from tracker import create_app, demo, intake, ledger, migrate, settings
+from tests.conftest import migrated_database
+from tracker import create_app, demo, intake, ledger, settings
 from tracker.ledger_columns import format_milestone, parse_milestones
 from tracker.models import Region, Task
 from tracker.timeutil import SHANGHAI, local_date
@@ -22,31 +20,9 @@ from tracker.timeutil import SHANGHAI, local_date
 DEMO_NOW = dt.datetime(2026, 11, 20, 16, 0, tzinfo=SHANGHAI).astimezone(dt.UTC)
 
 
-@contextlib.contextmanager
 def empty_database(database_url: str, tmp_path):
     """A second database of the same kind as the tests', migrated to head, dropped afterwards."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        other = f"sqlite:///{tmp_path / 'other.sqlite3'}"
-        engine = create_engine(other)
-        migrate.upgrade(engine)
-        engine.dispose()
-        yield other
-        return
-    name = f"tracker_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    other = url.set(database=name).render_as_string(hide_password=False)
-    try:
-        engine = create_engine(other)
-        migrate.upgrade(engine)
-        engine.dispose()
-        yield other
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return migrated_database(database_url, tmp_path)
 
 
 def cells(path) -> dict[str, list[list]]:

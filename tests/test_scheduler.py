@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from pathlib import Path
 
 import pytest
@@ -50,18 +49,9 @@ def second_app(app, database_url):
     other.extensions["tracker.engine"].dispose()
 
 
-@pytest.fixture
-def no_escalation(monkeypatch):
-    """As if ``tracker.escalation`` did not exist (it is being written elsewhere)."""
-    monkeypatch.setitem(sys.modules, "tracker.escalation", None)
-    monkeypatch.setattr(scheduler, "_reported_missing", set())
-
-
-def fake_module(monkeypatch, name: str, **functions) -> None:
-    module = types.ModuleType(name)
-    for attribute, function in functions.items():
-        setattr(module, attribute, function)
-    monkeypatch.setitem(sys.modules, name, module)
+class Described(str):
+    def describe(self) -> str:
+        return str(self)
 
 
 # --- which days, which times ---------------------------------------------------------------------
@@ -131,14 +121,13 @@ def overdue_task(world, s, deadline):
     return task
 
 
-def test_without_the_escalation_module_the_daily_run_refreshes_and_commits(app, world, s, no_escalation, caplog):
+def test_the_daily_run_refreshes_and_commits_without_bumping_versions(app, world, s):
     task = overdue_task(world, s, dt.date(2026, 3, 31))
     run_daily(app, dt.date(2026, 4, 30))
     s.expire_all()
     refreshed = s.get(Task, task.id)  # read in a new transaction: the job committed
     assert refreshed.overdue is True and refreshed.schedule == "behind"
     assert refreshed.version == task.version  # a new day is not an edit
-    assert "tracker.escalation.scan 尚未提供" in caplog.text
 
 
 def test_the_scan_gets_the_tasks_still_due_and_its_writes_are_committed(app, world, s, monkeypatch):
@@ -150,9 +139,9 @@ def test_the_scan_gets_the_tasks_still_due_and_its_writes_are_committed(app, wor
         # a refresh before the scan would have moved next_check_on past today: nothing left to scan
         seen.append((day, at, session.scalar(select(Task.next_check_on).where(Task.id == task.id))))
         session.execute(update(Task).where(Task.id == task.id).values(overdue=True, next_check_on=None))
-        return "扫描1项任务"
+        return Described("扫描1项任务")
 
-    fake_module(monkeypatch, "tracker.escalation", scan=scan)
+    monkeypatch.setattr(scheduler.escalation, "scan", scan)
     run_daily(app, today, now)
     assert seen[0][:2] == (today, now) and seen[0][2] <= today
     s.expire_all()
@@ -167,7 +156,7 @@ def test_a_failing_scan_is_rolled_back_whole_so_the_next_run_sees_the_same_tasks
         session.execute(update(Task).values(title="扫描改写的标题", next_check_on=None))
         raise RuntimeError("scan failed half way")
 
-    fake_module(monkeypatch, "tracker.escalation", scan=broken_scan)
+    monkeypatch.setattr(scheduler.escalation, "scan", broken_scan)
     with pytest.raises(RuntimeError):
         run_daily(app, dt.date(2026, 4, 30))
     s.expire_all()
@@ -176,9 +165,6 @@ def test_a_failing_scan_is_rolled_back_whole_so_the_next_run_sees_the_same_tasks
 
 
 def test_the_daily_run_with_the_real_scan_proposes_the_first_escalation(app, world, s):
-    escalation = pytest.importorskip("tracker.escalation")  # being written alongside; skip until it imports
-    if not hasattr(escalation, "scan"):
-        pytest.skip("tracker.escalation has no scan yet")
     task = overdue_task(world, s, dt.date(2026, 3, 31))
     run_daily(app, dt.date(2026, 4, 2), shanghai(2026, 4, 2, 8, 30).astimezone(dt.UTC))
     s.expire_all()
@@ -187,7 +173,7 @@ def test_the_daily_run_with_the_real_scan_proposes_the_first_escalation(app, wor
     assert 2 in levels  # 函告: overdue by one working day
 
 
-def test_the_daily_job_does_nothing_on_a_holiday_and_runs_on_a_make_up_saturday(app, world, s, no_escalation):
+def test_the_daily_job_does_nothing_on_a_holiday_and_runs_on_a_make_up_saturday(app, world, s):
     task = overdue_task(world, s, dt.date(2026, 9, 30))
     assert run_job(app, job("daily_scan"), shanghai(2026, 10, 3, 8, 30).astimezone(dt.UTC)) is False
     s.expire_all()
@@ -205,7 +191,7 @@ def test_mail_flush_hands_the_outbox_its_session_now_and_config_and_commits(app,
         session.add(Setting(key="schedule_tolerance", value={"points": 7}))
         return 1
 
-    fake_module(monkeypatch, "tracker.outbox", deliver_due=deliver_due)
+    monkeypatch.setattr(scheduler.outbox, "deliver_due", deliver_due)
     now = shanghai(2026, 3, 2, 9, 1).astimezone(dt.UTC)
     assert run_job(app, job("mail_flush"), now) is True
     assert calls == [(now, app.config)] and settings.time_settings(s).tolerance == 7

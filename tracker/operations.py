@@ -44,7 +44,7 @@ from tracker.models import (
 from tracker.permissions import can, can_edit, can_register, in_scope, in_subtree
 from tracker.storage import StoredFile
 from tracker.timeutil import local_date
-from tracker.workflow import FINAL_STATES, STATE_LABELS, State, next_state, transition
+from tracker.workflow import FINAL_STATES, State, next_state, transition
 
 # --- registering and editing ------------------------------------------------------------------
 
@@ -795,10 +795,6 @@ def link_tasks(s: Session, task: Task, other: Task, actor: Membership, now: dt.d
     record_event(s, actor, now, "link", task=task, data={"other": other.code, "note": note.strip()})
     s.flush()
     return link
-
-
-def describe_state(state: str) -> str:
-    return STATE_LABELS[State(state)]
 
 
 __all__ = [

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, exists, func, or_, select, tuple_
-from sqlalchemy.orm import Session, object_session, selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from tracker.models import (
     Channel,
@@ -177,14 +177,13 @@ def todo(s: Session, membership: Membership, limit: int = 200) -> list[tuple[Tas
                       .order_by(func.coalesce(Task.deadline, FAR_FUTURE), Task.id).limit(limit)
                       .options(selectinload(Task.task_units), selectinload(Task.children),
                                selectinload(Task.extension_requests))).all()
+    deciding = _proposals_decided_by(s, membership, [t.id for t in tasks])
     result = []
     for task in tasks:
         actions = [a for a in TODO_ACTIONS if can(membership, a, task)]
         if task.not_reported and "report" in actions:
             actions = ["not_reported", *actions]
-        if membership.role == Role.supervisor.value and any(
-                r.status == "proposed" and r.deciding_region_id == membership.unit.region_id
-                for r in task_proposals(task)):
+        if task.id in deciding:
             actions = [*actions, "confirm_measure"]
         if actions:
             result.append((task, actions))
@@ -261,7 +260,10 @@ def deadline_facts(calendar: WorkCalendar, task: Task, today: dt.date) -> dict[s
             "provisional": calendar.is_provisional(task.deadline)}
 
 
-def task_proposals(task: Task) -> list[EscalationRecord]:
-    session = object_session(task)
-    return list(session.scalars(select(EscalationRecord).where(
-        EscalationRecord.task_id == task.id, EscalationRecord.status == "proposed")))
+def _proposals_decided_by(s: Session, membership: Membership, task_ids: list[int]) -> set[int]:
+    """Of these tasks, those with a measure proposed for this supervisor's region to decide (one query)."""
+    if membership.role != Role.supervisor.value or not task_ids:
+        return set()
+    return set(s.scalars(select(EscalationRecord.task_id).where(
+        EscalationRecord.task_id.in_(task_ids), EscalationRecord.status == "proposed",
+        EscalationRecord.deciding_region_id == membership.unit.region_id)))

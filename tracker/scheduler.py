@@ -15,7 +15,6 @@ import contextlib
 import datetime as dt
 import fcntl
 import functools
-import importlib
 import logging
 import os
 import signal
@@ -24,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -35,7 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from tracker import archive, calendars, db, schedule, settings
+from tracker import archive, calendars, db, escalation, outbox, settings
 from tracker.timeutil import SHANGHAI, local_date, utcnow
 from tracker.workdays import WorkCalendar
 
@@ -80,22 +79,17 @@ def runs_on(calendar: WorkCalendar, day: dt.date) -> bool:
 
 def run_daily(app: Flask, today: dt.date, now: dt.datetime | None = None) -> None:
     """The working day's run: the escalation scan (督办扫描), which also refreshes the 序时进度 kept on
-    the tasks it looks at; until that module exists, the 序时进度 refresh alone.
+    the tasks it looks at.
 
     Never the refresh before the scan: both take the tasks whose ``next_check_on`` has come, and the
     refresh moves it past today — the scan would then find nothing to escalate. For the same reason
     a failed scan is rolled back whole, refresh included, so the next run still sees those tasks.
     """
     now = now or utcnow()
-    scan = _optional("tracker.escalation", "scan")
     with app.app_context():
         s = db.session()
         with _transaction(s):
-            if scan is None:
-                count = schedule.refresh_due(s, today, settings.time_settings(s))
-                log.info("已更新%d项任务的序时进度（%s）", count, today.isoformat())
-            else:
-                log.info("督办扫描完成：%s", _describe(scan(s, today, now)))
+            log.info("督办扫描完成：%s", escalation.scan(s, today, now).describe())
 
 
 def daily_scan(app: Flask, now: dt.datetime) -> None:
@@ -115,13 +109,10 @@ def monthly_ledger(app: Flask, now: dt.datetime) -> None:
 
 def mail_flush(app: Flask, now: dt.datetime) -> None:
     """Deliver what is due in the outbox (retries with backoff are the outbox's business)."""
-    deliver_due = _optional("tracker.outbox", "deliver_due")
-    if deliver_due is None:
-        return
     with app.app_context():
         s = db.session()
         with _transaction(s):
-            result = deliver_due(s, now, app.config)
+            result = outbox.deliver_due(s, now, app.config)
     if result:
         log.info("邮件投递：%s", result)
 
@@ -147,29 +138,6 @@ def _transaction(s: Session) -> Iterator[None]:
     except BaseException:
         s.rollback()
         raise
-
-
-def _describe(result: object) -> object:
-    describe = getattr(result, "describe", None)
-    return describe() if callable(describe) else result
-
-
-_reported_missing: set[str] = set()
-
-
-def _optional(module: str, name: str) -> Callable[..., Any] | None:
-    """``module.name`` when it exists, else None (logged). A shim while ``tracker.escalation`` and
-    ``tracker.outbox`` are being written: replace each call with a direct import once they land."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        absent = isinstance(exc, AttributeError) or getattr(exc, "name", None) == module
-        if not absent:  # the module exists but is broken: say so every time, with the traceback
-            log.exception("无法加载%s.%s，本次跳过", module, name)
-        elif f"{module}.{name}" not in _reported_missing:
-            _reported_missing.add(f"{module}.{name}")
-            log.warning("%s.%s 尚未提供，跳过这一步", module, name)
-        return None
 
 
 def run_job(app: Flask, spec: JobSpec, now: dt.datetime | None = None) -> bool:

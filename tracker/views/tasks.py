@@ -160,16 +160,29 @@ def _apply(task: Task, action: str, form):
     params["files"] = stored
     if params.get("verifier_unit_id") == 0:
         params["verifier_unit_id"] = None
+    failure: list[Exception] = []
+    if not _committed(lambda: perform(s, task, action, membership, utcnow(),
+                                      expected_version=int(form.version.data or -1), **params), failure):
+        storage.discard(folder, stored)
+        return _render_detail(task, {action: form}, 409 if isinstance(failure[0], StaleDataError | ConflictError)
+                              else 400)
+    flash(_("已办理：%(label)s", label=TRANSITIONS[action].label), "success")
+    return redirect(url_for("tasks.detail", task_id=task.id))
+
+
+def _committed(change, failure: list[Exception] | None = None) -> bool:
+    """Run one operation and commit; on a refusal or a conflict roll back, flash why, and say False."""
+    s = db.session()
     try:
-        perform(s, task, action, membership, utcnow(), expected_version=int(form.version.data or -1), **params)
+        change()
         s.commit()
     except (ActionError, StaleDataError) as exc:
         s.rollback()
-        storage.discard(folder, stored)
         flash(str(exc) if isinstance(exc, ActionError) else CONFLICT_MESSAGE, "error")
-        return _render_detail(task, {action: form}, 409 if isinstance(exc, StaleDataError | ConflictError) else 400)
-    flash(_("已办理：%(label)s", label=TRANSITIONS[action].label), "success")
-    return redirect(url_for("tasks.detail", task_id=task.id))
+        if failure is not None:
+            failure.append(exc)
+        return False
+    return True
 
 
 def _store_uploads(form, folder) -> list[storage.StoredFile]:
@@ -227,13 +240,7 @@ def edit(task_id: int):
         form.version.data = task.version
     if form.validate_on_submit():
         changes = {name: getattr(form, name).data for name in EDITABLE_FIELDS}
-        try:
-            edit_task(s, task, membership, utcnow(), int(form.version.data or -1), changes)
-            s.commit()
-        except (ActionError, StaleDataError) as exc:
-            s.rollback()
-            flash(str(exc) if isinstance(exc, ActionError) else CONFLICT_MESSAGE, "error")
-        else:
+        if _committed(lambda: edit_task(s, task, membership, utcnow(), int(form.version.data or -1), changes)):
             flash(_("台账已保存"), "success")
             return redirect(url_for("tasks.detail", task_id=task.id))
     return render_template("tasks/edit.html", form=form, task=task), 400 if form.errors else 200
@@ -252,14 +259,8 @@ def split(task_id: int):
     if outer.validate_on_submit() and all(c.validate() for c in children):
         specs = [{"region_id": c.region_id.data, "title": c.title.data, "leads": c.leads.data,
                   "deadline": c.deadline.data} for c in children if c.region_id.data]
-        try:
-            perform(s, task, "split", membership, utcnow(), expected_version=int(outer.version.data or -1),
-                    children=specs)
-            s.commit()
-        except (ActionError, StaleDataError) as exc:
-            s.rollback()
-            flash(str(exc) if isinstance(exc, ActionError) else CONFLICT_MESSAGE, "error")
-        else:
+        if _committed(lambda: perform(s, task, "split", membership, utcnow(),
+                                      expected_version=int(outer.version.data or -1), children=specs)):
             flash(_("已分解交办"), "success")
             return redirect(url_for("tasks.detail", task_id=task.id))
     if not outer.version.data:
