@@ -76,12 +76,10 @@ def lead_unit_ids(task: Task) -> list[int]:
 
 def tell(s: Session, users: Iterable[User], *, kind: str, task: Task | None, title: str, body: str,
          now: dt.datetime, record_id: int | None = None, notified: bool = False) -> list[Notification]:
-    """In-app 消息 for each user (once per user and record)."""
+    """In-app 消息 for each user. Records are told about once, when the scan creates them (a unique
+    constraint on (user, record) stands behind that)."""
     made = []
     for user in {u.id: u for u in users}.values():
-        if record_id is not None and s.scalar(select(Notification.id).where(
-                Notification.user_id == user.id, Notification.record_id == record_id)):
-            continue
         note = Notification(user_id=user.id, kind=kind, task_id=task.id if task else None, record_id=record_id,
                             title=title, body=body, created_at=now, notified_at=now if notified else None)
         s.add(note)
