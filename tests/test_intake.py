@@ -9,6 +9,7 @@ import io
 
 import openpyxl
 import pytest
+import xlwt
 from sqlalchemy import func, select
 
 from tests.conftest import csrf_token, login
@@ -400,7 +401,6 @@ def test_a_supervisor_cannot_create_missing_units(s, world, tmp_path):
 
 
 def test_an_xls_file_with_merged_cells_and_date_cells_imports(s, world, tmp_path):
-    xlwt = pytest.importorskip("xlwt", reason="xlwt writes the .xls fixture")
     book = xlwt.Workbook(encoding="utf-8")
     ws = book.add_sheet("整改台账")
     dates = xlwt.easyxf(num_format_str="YYYY-MM-DD")
