@@ -148,6 +148,8 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Bumped to end every existing session (deactivation, password or role change).
     session_generation: Mapped[int] = mapped_column(Integer, default=0)
+    # The user's language: zh_Hans_CN (default) or en; switchable from the top bar.
+    locale: Mapped[str] = mapped_column(String(16), default="zh_Hans_CN", server_default="zh_Hans_CN")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     memberships: Mapped[list[Membership]] = relationship(
@@ -290,6 +292,8 @@ class Task(Base):
     # Start of the current escalation cycle: 交办, an approved extension, a deadline change or a reopen.
     cycle_started_on: Mapped[dt.date | None] = mapped_column(Date)
     extension_count: Mapped[int] = mapped_column(Integer, default=0)  # approved extensions (经批准延期)
+    # Times the task was reopened after 销号 (返黑返臭, 回头看); kept on the task for reopen rates per unit.
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Today's 序时进度, kept on the task so lists and dashboards need not replay history (DESIGN §5):
     # completed 已完成 / on_schedule 达到序时进度 / behind 滞后; None while not counted (待交办, 作废).
     schedule: Mapped[str | None] = mapped_column(String(20))
@@ -703,3 +707,143 @@ class LedgerArchive(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     region: Mapped[Region] = relationship()
+
+
+class SavedFilter(Base):
+    """A user's named task-list filter (保存的筛选): the list's query string, replayed as a link."""
+
+    __tablename__ = "saved_filter"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    query: Mapped[str] = mapped_column(Text, default="")  # the list's URL query string
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ClosureCriterion(Base):
+    """One item of a channel's closure checklist (销号标准), kept by admins and completed by the
+    verifier in the ``close`` form. ``required_kinds`` are evidence kinds (EVIDENCE_KINDS) the task
+    must hold before the item can be ticked."""
+
+    __tablename__ = "closure_criterion"
+    __table_args__ = (Index("ix_closure_criterion_channel_position", "channel_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id"))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    text: Mapped[str] = mapped_column(Text)
+    required_kinds: Mapped[list[str]] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    channel: Mapped[Channel] = relationship()
+
+
+class RecheckSample(Base):
+    """回头看抽查: a random sample of closed tasks drawn by a supervisor for re-inspection."""
+
+    __tablename__ = "recheck_sample"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    region_id: Mapped[int] = mapped_column(ForeignKey("region.id"), index=True)  # the scope drawn from
+    membership_id: Mapped[int] = mapped_column(ForeignKey("membership.id"))
+    drawn_on: Mapped[dt.date] = mapped_column(Date)
+    population: Mapped[int] = mapped_column(Integer)  # closed tasks the sample was drawn from
+    size: Mapped[int] = mapped_column(Integer)
+    criteria: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # filters used to draw
+    seed: Mapped[str] = mapped_column(String(64), default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    region: Mapped[Region] = relationship()
+    membership: Mapped[Membership] = relationship()
+    items: Mapped[list[RecheckItem]] = relationship(
+        back_populates="sample", cascade="all, delete-orphan", order_by="RecheckItem.id"
+    )
+
+
+class RecheckItem(Base):
+    """One sampled task and its re-inspection result: pending 待复查 / passed 通过 / regressed 返黑返臭."""
+
+    __tablename__ = "recheck_item"
+    __table_args__ = (UniqueConstraint("sample_id", "task_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("recheck_sample.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id"), index=True)
+    result: Mapped[str] = mapped_column(String(20), default="pending")
+    note: Mapped[str] = mapped_column(Text, default="")
+    checked_on: Mapped[dt.date | None] = mapped_column(Date)
+    membership_id: Mapped[int | None] = mapped_column(ForeignKey("membership.id"))
+
+    sample: Mapped[RecheckSample] = relationship(back_populates="items")
+    task: Mapped[Task] = relationship()
+    membership: Mapped[Membership | None] = relationship()
+
+
+class BackgroundJob(Base):
+    """A long operation (import, large export) run outside the request: queued → running → done/failed,
+    with progress the user can leave and come back to."""
+
+    __tablename__ = "background_job"
+    __table_args__ = (
+        Index("ix_background_job_state_id", "state", "id"),
+        Index("ix_background_job_user_id_id", "user_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))  # ledger_export, task_export, intake, …
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    membership_id: Mapped[int] = mapped_column(ForeignKey("membership.id"))
+    state: Mapped[str] = mapped_column(String(20), default="queued")  # queued running done failed
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(Text, default="")
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    stored_name: Mapped[str | None] = mapped_column(String(200))  # the produced file, under JOBS folder
+    download_name: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship()
+    membership: Mapped[Membership] = relationship()
+
+
+class ApiToken(Base):
+    """A personal API token: shown once, stored as its SHA-256, bound to one membership."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    membership_id: Mapped[int] = mapped_column(ForeignKey("membership.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in lists so a user can tell tokens apart
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship()
+    membership: Mapped[Membership] = relationship()
+
+
+class IdempotencyRecord(Base):
+    """The stored answer to a POST made with an ``Idempotency-Key``, replayed when the call is retried."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (UniqueConstraint("token_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_token.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of method, path and body
+    status_code: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(100), default="application/json")
+    body: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
