@@ -158,6 +158,7 @@ def test_parent_closes_with_its_last_child_and_reopens_with_any(s, world, now, s
     assert first.state == State.rectifying
     assert split.state == State.rectifying
     assert split.closed_on is None
+    assert (first.reopen_count, split.reopen_count) == (1, 0)
     reopened = events(s, split)[-1]
     assert (reopened.action, reopened.from_state, reopened.to_state) == ("reopen", "closed", "rectifying")
     assert first.code in reopened.data["auto"]

@@ -612,6 +612,7 @@ def _h_reopen(s, task, actor, now, params):
     task.verifier_unit_id = None
     task.latest_percent = None  # the 100% of the closure no longer holds; the reports stay in history
     task.cycle_started_on = _today(now)
+    task.reopen_count = (task.reopen_count or 0) + 1
     return {"reason": reason, "deadline": deadline, "deadline_kind": kind, "deadline_text": text,
             "previous": previous}, None
 

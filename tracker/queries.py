@@ -47,6 +47,11 @@ class TaskFilter:
     deadline_to: dt.date | None = None
     q: str = ""
     schedule: str = ""  # completed / on_schedule / behind / overdue / not_reported (today's values)
+    level: int | None = None  # 督办等级 (escalation level) exactly
+    proposal: bool = False  # with an open escalation proposal (待决定的升级建议)
+    closed_from: dt.date | None = None  # 销号日期 range, for closures per month
+    closed_to: dt.date | None = None
+    reopened: bool = False  # reopened at least once (返黑返臭)
     sort: str = "deadline"
 
     @classmethod
@@ -62,6 +67,11 @@ class TaskFilter:
             deadline_to=_date(args.get("deadline_to")),
             q=(args.get("q") or "").strip()[:100],
             schedule=args.get("schedule") if args.get("schedule") in SCHEDULE_FILTERS else "",
+            level=_int(args.get("level")),
+            proposal=args.get("proposal") == "1",
+            closed_from=_date(args.get("closed_from")),
+            closed_to=_date(args.get("closed_to")),
+            reopened=args.get("reopened") == "1",
             sort=args.get("sort") if args.get("sort") in SORTS else "deadline",
         )
 
@@ -117,9 +127,25 @@ def filtered_tasks(s: Session, membership: Membership, f: TaskFilter) -> Select[
         query = query.where(Task.deadline <= f.deadline_to)
     if f.schedule:
         query = query.where(SCHEDULE_FILTERS[f.schedule][1])
+    query = _more_filters(query, f)
     if f.q:
         query = query.where(or_(Task.code.contains(f.q, autoescape=True), Task.title.contains(f.q, autoescape=True),
                                 Task.description.contains(f.q, autoescape=True)))
+    return query
+
+
+def _more_filters(query: Select[tuple[Task]], f: TaskFilter) -> Select[tuple[Task]]:
+    """The dashboard's click-through filters: escalation level, open proposals, closure dates, reopens."""
+    if f.level is not None:
+        query = query.where(Task.escalation_level == f.level)
+    if f.proposal:
+        query = query.where(exists().where(EscalationRecord.task_id == Task.id, EscalationRecord.status == "proposed"))
+    if f.closed_from:
+        query = query.where(Task.closed_on >= f.closed_from)
+    if f.closed_to:
+        query = query.where(Task.closed_on <= f.closed_to)
+    if f.reopened:
+        query = query.where(Task.reopen_count > 0)
     return query
 
 
