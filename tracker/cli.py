@@ -18,6 +18,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import inspect, or_, select
 
 from tracker import (
+    backup,
     calendars,
     db,
     demo,
@@ -352,9 +353,42 @@ def ledger_import(file: str, dry_run: bool, update: bool, create_missing: bool, 
     click.echo(report.summary())
 
 
+def _folders() -> backup.Folders:
+    return backup.Folders(Path(current_app.config["UPLOAD_FOLDER"]), Path(current_app.config["LEDGER_FOLDER"]))
+
+
+@click.command("backup")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="备份文件（.tar.gz）")
+@with_appcontext
+def backup_command(out: str) -> None:
+    """Back up the database and the evidence and ledger files, from one consistent snapshot."""
+    try:
+        summary = backup.backup(current_app.extensions["tracker.engine"], _folders(), Path(out), utcnow())
+    except backup.BackupError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"无法写入备份文件“{out}”：{exc.strerror or exc}")
+    click.echo(f"已备份{summary.describe()} → {out}")
+
+
+@click.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--force", is_flag=True, help="数据库已有数据时仍然覆盖")
+@with_appcontext
+def restore_command(file: str, force: bool) -> None:
+    """Restore a backup into this database (replacing its rows) and its files, then migrate to the head."""
+    try:
+        summary = backup.restore(current_app.extensions["tracker.engine"], _folders(), Path(file), force=force)
+    except backup.BackupError as exc:
+        fail(str(exc))
+    click.echo(summary.describe())
+
+
 def init_app(app: Flask) -> None:
     for group in (db_cli, demo_cli, user_cli, calendar_cli, schedule_cli, scheduler_cli, mail_cli, escalation_cli,
                   ledger_cli):
         app.cli.add_command(group)
     app.cli.add_command(report_command)
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)
     app.cli.add_command(plan_cli)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from tracker.paths import MIGRATIONS_DIR
@@ -15,6 +16,10 @@ def alembic_config(engine: Engine) -> AlembicConfig:
     cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
     cfg.attributes["engine"] = engine
     return cfg
+
+
+def script_directory(engine: Engine) -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config(engine))
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
