@@ -38,6 +38,11 @@ class Config:
         self.MAIL_FOLDER = Path(env.get("MAIL_FOLDER") or self.INSTANCE_PATH / "mail")
         self.UPLOAD_FOLDER = Path(env.get("UPLOAD_FOLDER") or self.INSTANCE_PATH / "uploads")
         self.LEDGER_FOLDER = Path(env.get("LEDGER_FOLDER") or self.INSTANCE_PATH / "ledgers")
+        # Background jobs (后台任务): uploaded import files and produced exports, kept JOBS_KEEP_DAYS days.
+        self.JOBS_FOLDER = Path(env.get("JOBS_FOLDER") or self.INSTANCE_PATH / "jobs")
+        self.JOBS_KEEP_DAYS = int(env.get("JOBS_KEEP_DAYS", "7"))
+        # A ledger export of at most this many tasks is built in the request; a larger one in the background.
+        self.SYNC_EXPORT_MAX_TASKS = int(env.get("SYNC_EXPORT_MAX_TASKS", "2000"))
         # Largest request body (uploads included); Flask answers 413 above it.
         self.MAX_CONTENT_LENGTH = int(env.get("MAX_UPLOAD_MB", "50")) * 1024 * 1024
         self.SESSION_COOKIE_HTTPONLY = True
@@ -54,6 +59,9 @@ class Config:
         self.LOGIN_MAX_FAILURES = int(env.get("LOGIN_MAX_FAILURES", "5"))
         self.LOGIN_WINDOW_MINUTES = int(env.get("LOGIN_WINDOW_MINUTES", "15"))
         self.PAGE_SIZE = int(env.get("PAGE_SIZE", "50"))
+        # Reverse proxies in front of gunicorn (nginx: 1). Their X-Forwarded-For/-Proto are trusted, so login
+        # throttling and the security log see the client's address, not the proxy's; 0 trusts none.
+        self.TRUSTED_PROXIES = int(env.get("TRUSTED_PROXIES", "0"))
         self.PASSWORD_HASH_METHOD = "scrypt"
         self.TESTING = False
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config
 from tracker import auth, babel, cli, db, security, templating
@@ -24,6 +25,9 @@ def create_app(config: object | None = None) -> Flask:
         instance_path=str(config.INSTANCE_PATH),
     )
     app.config.from_object(config)
+    proxies = int(app.config.get("TRUSTED_PROXIES", 0))
+    if proxies > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     db.init_app(app)
     babel.init_app(app)
     security.init_app(app)

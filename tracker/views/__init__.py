@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from tracker.views import admin, archives, auth, errors, intake, messages, reports, tasks
+from tracker.views import admin, archives, auth, errors, health, intake, messages, reports, tasks
 
 
 def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth.bp)
+    app.register_blueprint(health.bp)
     app.register_blueprint(tasks.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(reports.bp)
