@@ -16,10 +16,12 @@ import uuid
 from dataclasses import dataclass, field
 
 import pytest
+from playwright.sync_api import sync_playwright
 from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import make_url
 
 from config import TestConfig
+from tests.browser import CHROMIUM_ARGS, chromium_path
 from tracker import create_app, migrate
 from tracker.accounts import NewUser, create_region, create_unit, create_user
 from tracker.models import Base, Channel, Membership, Region, Round, Task, Unit, User
@@ -259,3 +261,12 @@ def csrf_token(html: str) -> str:
         r'value="([^"]+)"[^>]*name="csrf_token"', html)
     assert match, "no CSRF token on the page"
     return match.group(1)
+
+
+@pytest.fixture
+def browser():
+    """Headless Debian Chromium driven by Playwright (no browser download)."""
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()

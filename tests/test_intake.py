@@ -13,7 +13,7 @@ import xlwt
 from sqlalchemy import func, select
 
 from tests.conftest import csrf_token, login
-from tracker import intake, reports, settings
+from tracker import intake, jobs, reports, settings
 from tracker.models import EscalationRecord, Event, Notification, OutboxMail, Region, Round, Task, Unit
 from tracker.timeutil import SHANGHAI
 
@@ -460,32 +460,36 @@ def test_cli_exit_codes_and_output(app, world, s, tmp_path):
     assert "新建地区：岳塘区（湘潭市）" in created.output and "新建批次：2026年专项" in created.output
 
 
-def _upload(client, path, **options):
+def _upload(app, client, path, **options):
+    """Upload on the page, let the background job run (as the scheduler would), and open the job's page."""
     token = csrf_token(client.get("/import").get_data(as_text=True))
     data = {"csrf_token": token, "file": (io.BytesIO(path.read_bytes()), path.name),
             **{k: "y" for k, v in options.items() if v}}
-    return client.post("/import", data=data, content_type="multipart/form-data")
+    posted = client.post("/import", data=data, content_type="multipart/form-data")
+    assert posted.status_code == 302 and "/jobs/" in posted.headers["Location"]
+    jobs.run_pending(app, clock=lambda: IMPORT_NOW)
+    return client.get(posted.headers["Location"])
 
 
-def test_the_upload_page_shows_the_report(client, world, s, tmp_path):
+def test_the_upload_page_shows_the_report(app, client, world, s, tmp_path):
     login(client, "sup_xt")
     page = client.get("/import")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert 'enctype="multipart/form-data"' in html and "正在校验和导入，请稍候" in html
+    assert 'enctype="multipart/form-data"' in html and "在后台校验和导入" in html
     assert 'href="/import"' in client.get("/todo").get_data(as_text=True)
 
-    bad = _upload(client, save(tmp_path, _with("XT-001", 整改时限="尽快完成")))
+    bad = _upload(app, client, save(tmp_path, _with("XT-001", 整改时限="尽快完成")))
     text = bad.get_data(as_text=True)
     assert bad.status_code == 200 and "未写入任何数据" in text
     assert f"<td>{FIRST_DATA_ROW}</td><td>{_column('整改时限')}（整改时限）</td>" in text
     assert "无法识别的时限要求：“尽快完成”" in text
     assert counts(s)[0] == 0
 
-    dry = _upload(client, save(tmp_path), dry_run=True)
+    dry = _upload(app, client, save(tmp_path), dry_run=True)
     assert "校验通过（试运行，未写入）：将新建6项" in dry.get_data(as_text=True)
     assert counts(s)[0] == 0
-    done = _upload(client, save(tmp_path))
+    done = _upload(app, client, save(tmp_path))
     assert "已导入：新建6项，更新0项，未变0项" in done.get_data(as_text=True)
     assert counts(s)[0] == 6
 

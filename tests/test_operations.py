@@ -465,3 +465,19 @@ def test_one_action_moves_the_version_by_exactly_one(world, s):
     perform(s, task, "sign", world.m["unit_yh"], NOW)
     s.commit()
     assert task.version == before + 1
+
+
+@pytest.mark.parametrize("params", [{"deadline": dt.date(2926, 6, 30)}, {"deadline_text": "2926年6月底前"}])
+def test_a_deadline_centuries_ahead_is_refused_as_a_typo(s, world, now, params):
+    task = world.register(title="双马填埋场渗滤液处理不到位")
+    with pytest.raises(ActionError, match="不能晚于2056年"):
+        perform(s, task, "assign", world.m["sup_xt"], now, leads=[world.units["雨湖区人民政府"].id], **params)
+    assert task.state == "pending" and task.deadline is None
+
+
+def test_an_extension_centuries_ahead_is_refused(s, world, now):
+    task = world.advance(world.assigned(), "rectifying")
+    with pytest.raises(ActionError, match="不能晚于2056年"):
+        perform(s, task, "request_extension", world.m["unit_yh"], now, reason="汛期影响施工",
+                new_deadline=dt.date(2999, 12, 31))
+    assert task.extension_requests == []

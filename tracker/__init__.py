@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config
-from tracker import auth, babel, cli, db, security, templating
+from tracker import api, auth, babel, cli, db, security, templating
 from tracker.paths import STATIC_DIR, TEMPLATE_DIR
 from tracker.views import register_blueprints
 
@@ -34,5 +34,6 @@ def create_app(config: object | None = None) -> Flask:
     auth.init_app(app)
     templating.init_app(app)
     register_blueprints(app)
+    api.init_app(app)
     cli.init_app(app)
     return app

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from tracker.audit import ActionError, record_event
+from tracker.i18n import LOCALES, N_
 from tracker.models import (
     LoginAttempt,
     Membership,
@@ -30,7 +31,7 @@ MIN_PASSWORD_LENGTH = 10
 
 def check_password_policy(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ActionError(f"密码至少需要{MIN_PASSWORD_LENGTH}个字符")
+        raise ActionError("密码至少需要{n}个字符", n=MIN_PASSWORD_LENGTH)
     classes = sum(any(pred(ch) for ch in password) for pred in (str.isdigit, str.isalpha))
     if classes < 2 and not any(not ch.isalnum() for ch in password):
         raise ActionError("密码须同时包含字母和数字")
@@ -53,7 +54,7 @@ def create_region(s: Session, actor: Membership | None, now: dt.datetime, name: 
     if parent.level >= 3:
         raise ActionError("乡镇之下不能再设地区")
     if s.scalar(select(Region.id).where(Region.parent_id == parent.id, Region.name == name)):
-        raise ActionError(f"{parent.name}下已有“{name}”")
+        raise ActionError("{parent}下已有“{name}”", parent=parent.name, name=name)
     region = Region(name=name, level=parent.level + 1, parent_id=parent.id, is_zone=is_zone)
     s.add(region)
     s.flush()
@@ -73,7 +74,7 @@ def create_unit(s: Session, actor: Membership | None, now: dt.datetime, name: st
         raise ActionError("单位类型无效")
     _require_admin(actor, region)
     if s.scalar(select(Unit.id).where(Unit.name == name, Unit.region_id == region.id)):
-        raise ActionError(f"{region.name}已有单位“{name}”")
+        raise ActionError("{region}已有单位“{name}”", region=region.name, name=name)
     unit = Unit(name=name, region_id=region.id, kind=kind, active=True)
     for alias in dict.fromkeys(a.strip() for a in aliases if a.strip() and a.strip() != name):
         unit.aliases.append(UnitAlias(alias=alias))
@@ -99,7 +100,7 @@ def create_user(s: Session, actor: Membership | None, now: dt.datetime, new: New
     if not username or len(username) > 80 or any(ch.isspace() for ch in username):
         raise ActionError("用户名不能为空，也不能含空格")
     if s.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
-        raise ActionError(f"用户名“{username}”已被使用")
+        raise ActionError("用户名“{username}”已被使用", username=username)
     check_password_policy(new.password)
     _check_role(role)
     _require_admin(actor, unit.region)
@@ -184,10 +185,24 @@ def set_password(s: Session, actor: Membership | None, now: dt.datetime, user: U
     s.flush()
 
 
+def set_locale(s: Session, actor: Membership, now: dt.datetime, user: User, locale: str) -> None:
+    """The language a user reads the pages in (zh_Hans_CN or en); users choose their own."""
+    if locale not in LOCALES:
+        raise ActionError("不支持该语言")
+    if actor.user_id != user.id:
+        _admin_covers_user(actor, user)
+    if user.locale == locale:
+        return
+    record_event(s, actor, now, "set_locale", entity="user", entity_id=user.id,
+                 data={"username": user.username, "old_locale": user.locale, "locale": locale})
+    user.locale = locale
+    s.flush()
+
+
 # --- login --------------------------------------------------------------------------------------
 
-LOCKED_MESSAGE = "登录失败次数过多，请{minutes}分钟后再试"
-FAILED_MESSAGE = "用户名或密码错误"
+LOCKED_MESSAGE = N_("登录失败次数过多，请{minutes}分钟后再试")
+FAILED_MESSAGE = N_("用户名或密码错误")
 
 
 def authenticate(s: Session, username: str, password: str, remote_addr: str, now: dt.datetime, *,
@@ -201,7 +216,7 @@ def authenticate(s: Session, username: str, password: str, remote_addr: str, now
     if _recent_failures(s, since, username=username) >= max_failures or _recent_failures(
         s, since, remote_addr=remote_addr) >= max_failures * 4:
         _log_attempt(s, username, remote_addr, now, success=False)
-        raise ActionError(LOCKED_MESSAGE.format(minutes=window_minutes))
+        raise ActionError(LOCKED_MESSAGE, minutes=window_minutes)
     user = s.scalar(select(User).where(func.lower(User.username) == username.lower()))
     ok = user is not None and user.active and check_password_hash(user.password_hash, password or "")
     _log_attempt(s, username, remote_addr, now, success=ok)

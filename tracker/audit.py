@@ -10,14 +10,21 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tracker.i18n import N_, Msg
 from tracker.models import Event, Membership, Task
 from tracker.timeutil import local_date
 
-CONFLICT_MESSAGE = "已被他人修改，请刷新后重试"
+CONFLICT_MESSAGE = N_("已被他人修改，请刷新后重试")
 
 
 class ActionError(Exception):
-    """Refused input or action; the message is Chinese and shown to the user as it is."""
+    """Refused input or action. The message is a Chinese msgid with named ``{}`` parameters
+    (``ActionError("{region}下已有“{name}”", region=…, name=…)``): ``str(exc)`` is the Chinese text
+    (CLI), ``exc.msg`` keeps msgid and parameters apart for pages to translate (``babel.translate``)."""
+
+    def __init__(self, message: str, **params: Any) -> None:
+        self.msg = message if isinstance(message, Msg) and not params else Msg(message, **params)
+        super().__init__(self.msg)
 
 
 class ConflictError(ActionError):

@@ -7,6 +7,7 @@ Flask-Login keeps the user id and a session generation; bumping ``User.session_g
 from __future__ import annotations
 
 from flask import Flask, abort, session
+from flask_babel import gettext
 from flask_login import LoginManager, UserMixin, current_user
 from sqlalchemy import select
 
@@ -16,6 +17,7 @@ from tracker.models import Membership, User
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = "请先登录"
+login_manager.localize_callback = gettext  # the message in the user's language
 login_manager.session_protection = "strong"
 
 

@@ -37,10 +37,11 @@ def parse_csv(text: str) -> list[tuple[dt.date, bool, str]]:
         if number == 1 and record[0].strip().lower() in {"date", "日期"}:
             continue
         if len(record) < 2:
-            raise ActionError(f"第{number}行应有日期和是否上班两列")
+            raise ActionError("第{row}行应有日期和是否上班两列", row=number)
         day = _day(record[0], number)
         if day in seen:
-            raise ActionError(f"第{number}行的日期“{day.isoformat()}”与第{seen[day]}行重复")
+            raise ActionError("第{row}行的日期“{day}”与第{other}行重复", row=number, day=day.isoformat(),
+                              other=seen[day])
         seen[day] = number
         rows.append((day, _flag(record[1], number), (record[2] if len(record) > 2 else "").strip()))
     if not rows:
@@ -52,7 +53,7 @@ def _day(value: str, number: int) -> dt.date:
     try:
         return dt.date.fromisoformat(value.strip().replace("/", "-"))
     except ValueError:
-        raise ActionError(f"第{number}行的日期“{value.strip()}”无效，应为YYYY-MM-DD") from None
+        raise ActionError("第{row}行的日期“{value}”无效，应为YYYY-MM-DD", row=number, value=value.strip()) from None
 
 
 def _flag(value: str, number: int) -> bool:
@@ -61,7 +62,7 @@ def _flag(value: str, number: int) -> bool:
         return True
     if word in FALSE_WORDS:
         return False
-    raise ActionError(f"第{number}行的是否上班“{value.strip()}”无效，应为1或0")
+    raise ActionError("第{row}行的是否上班“{value}”无效，应为1或0", row=number, value=value.strip())
 
 
 def import_year(s: Session, actor: Membership | None, now: dt.datetime, rows: Iterable[tuple[dt.date, bool, str]],

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -24,6 +25,7 @@ from tracker import (
     demo,
     escalation,
     intake,
+    jobs,
     ledger,
     migrate,
     outbox,
@@ -36,7 +38,7 @@ from tracker import plan_import as plans
 from tracker.accounts import NewUser, create_user
 from tracker.models import Region, Role, Unit, UnitAlias
 from tracker.operations import ActionError
-from tracker.timeutil import SHANGHAI, local_date, utcnow
+from tracker.timeutil import SHANGHAI, local_date, local_datetime, utcnow
 
 db_cli = AppGroup("db", help="数据库：迁移与检查")
 calendar_cli = AppGroup("calendar", help="工作日历")
@@ -48,6 +50,7 @@ scheduler_cli = AppGroup("scheduler", help="调度进程：定时任务")
 escalation_cli = AppGroup("escalation", help="督办：扫描与提醒")
 ledger_cli = AppGroup("ledger", help="月度整改销号台账：导出与导入")
 plan_cli = AppGroup("plan", help="整改方案导入")
+jobs_cli = AppGroup("jobs", help="后台任务：台账导出与导入")
 
 
 def fail(message: str) -> None:
@@ -384,9 +387,57 @@ def restore_command(file: str, force: bool) -> None:
     click.echo(summary.describe())
 
 
+@jobs_cli.command("run")
+@click.option("--once", is_flag=True, help="处理完当前排队的任务即退出")
+@click.option("--interval", default=5.0, type=click.FloatRange(min=0.5), help="查看队列的间隔（秒）")
+def jobs_run(once: bool, interval: float) -> None:
+    """Run the queued background jobs: once, or as a worker until Ctrl-C (any number of workers and the
+    scheduler may run side by side; each job is taken by exactly one)."""
+    app = current_app._get_current_object()
+    if once:
+        click.echo(jobs.run_pending(app).describe())
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    click.echo("后台任务处理进程已启动（Ctrl-C 停止）")
+    try:
+        while True:
+            summary = jobs.run_pending(app)
+            if summary.count or summary.recovered:
+                click.echo(summary.describe())
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        click.echo("后台任务处理进程已停止")
+
+
+@jobs_cli.command("list")
+@click.option("--state", type=click.Choice(list(jobs.STATE_LABELS)), default=None, help="只列出该状态的任务")
+@click.option("--limit", default=20, type=click.IntRange(min=1), help="最多列出几个（最新的在前）")
+def jobs_list(state: str | None, limit: int) -> None:
+    """List the latest background jobs: number, kind, state, progress, user, submitted, what, message."""
+    found = jobs.recent(db.session(), state, limit)
+    for job in found:
+        progress = f"{job.progress}/{job.total}" if job.total else str(job.progress)
+        click.echo("\t".join([f"#{job.id}", jobs.KIND_LABELS.get(job.kind, job.kind), jobs.STATE_LABELS[job.state],
+                              progress, job.user.username, local_datetime(job.created_at).strftime("%Y-%m-%d %H:%M"),
+                              jobs.describe(job), job.message]))
+    if not found:
+        click.echo("没有后台任务")
+
+
+@jobs_cli.command("cleanup")
+@click.option("--days", default=None, type=click.IntRange(min=0), help="保留天数（默认 JOBS_KEEP_DAYS）")
+def jobs_cleanup(days: int | None) -> None:
+    """Delete the background jobs' files older than the kept days."""
+    s = db.session()
+    keep = current_app.config["JOBS_KEEP_DAYS"] if days is None else days
+    removed = jobs.cleanup(s, utcnow(), Path(current_app.config["JOBS_FOLDER"]), keep)
+    s.commit()
+    click.echo(f"已删除{removed}个超过{keep}天的后台任务文件")
+
+
 def init_app(app: Flask) -> None:
     for group in (db_cli, demo_cli, user_cli, calendar_cli, schedule_cli, scheduler_cli, mail_cli, escalation_cli,
-                  ledger_cli):
+                  ledger_cli, jobs_cli):
         app.cli.add_command(group)
     app.cli.add_command(report_command)
     app.cli.add_command(backup_command)

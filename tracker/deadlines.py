@@ -22,6 +22,8 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tracker.i18n import N_, Msg
+
 AddWorkdays = Callable[[dt.date, int], dt.date]
 
 # Excel's 1900 date system: serial 1 is 1900-01-01, serial 60 is the 1900-02-29 that never was (kept
@@ -32,7 +34,8 @@ _EXCEL_MAX_SERIAL = 2958465  # 9999-12-31
 
 
 class DeadlineError(ValueError):
-    """A deadline that cannot be read; the message is Chinese and quotes the text (无法识别的时限要求：“…”)."""
+    """A deadline that cannot be read; the message (a ``Msg``) is Chinese and quotes the text
+    (无法识别的时限要求：“…”)."""
 
     def __init__(self, message: str, text: str = "") -> None:
         super().__init__(message)
@@ -58,16 +61,17 @@ class _Context:
     immediate_workdays: int
 
     def unknown(self) -> DeadlineError:
-        return DeadlineError(f"无法识别的时限要求：“{self.text}”", self.text)
+        return DeadlineError(Msg("无法识别的时限要求：“{text}”", text=self.text), self.text)
 
     def need_assigned_on(self) -> dt.date:
         if self.assigned_on is None:
-            raise DeadlineError(f"时限要求“{self.text}”没有写明年份或起算日，需要交办日期才能确定", self.text)
+            raise DeadlineError(Msg("时限要求“{text}”没有写明年份或起算日，需要交办日期才能确定", text=self.text),
+                                self.text)
         return self.assigned_on
 
     def need_add_workdays(self) -> AddWorkdays:
         if self.add_workdays is None:
-            raise DeadlineError(f"时限要求“{self.text}”按工作日计算，需要工作日历", self.text)
+            raise DeadlineError(Msg("时限要求“{text}”按工作日计算，需要工作日历", text=self.text), self.text)
         return self.add_workdays
 
 
@@ -91,7 +95,7 @@ def _number(token: str, ctx: _Context) -> int:
 
 
 def _no_such_date(ctx: _Context) -> DeadlineError:
-    return DeadlineError(f"时限要求“{ctx.text}”中的日期不存在", ctx.text)
+    return DeadlineError(Msg("时限要求“{text}”中的日期不存在", text=ctx.text), ctx.text)
 
 
 def _make_date(year: int, month: int, day: int, ctx: _Context) -> dt.date:
@@ -110,10 +114,11 @@ def _month_end(year: int, month: int, ctx: _Context) -> dt.date:
 def excel_date(serial: float) -> dt.date:
     """The date of an Excel serial (1900 date system); a fraction (time of day) is dropped."""
     if isinstance(serial, bool) or not 1 <= serial < _EXCEL_MAX_SERIAL + 1:  # also refuses NaN
-        raise DeadlineError(f"无法识别的时限要求：“{serial}”（不是有效的 Excel 日期）", str(serial))
+        raise DeadlineError(Msg("无法识别的时限要求：“{text}”（不是有效的 Excel 日期）", text=serial), str(serial))
     days = int(serial)
     if days == _EXCEL_FAKE_LEAP_DAY:
-        raise DeadlineError(f"无法识别的时限要求：“{serial}”（Excel 日期 1900年2月29日并不存在）", str(serial))
+        raise DeadlineError(Msg("无法识别的时限要求：“{text}”（Excel 日期 1900年2月29日并不存在）", text=serial),
+                            str(serial))
     if days < _EXCEL_FAKE_LEAP_DAY:
         days += 1  # before the fake leap day the serials are one day "late"
     return _EXCEL_EPOCH + dt.timedelta(days=days)
@@ -253,7 +258,7 @@ def parse_deadline(
     ``immediate_workdays`` of them. Raises ``DeadlineError`` (Chinese, quoting the text) otherwise.
     """
     if value is None:  # an empty Excel cell
-        raise DeadlineError("时限要求不能为空")
+        raise DeadlineError(N_("时限要求不能为空"))
     if isinstance(value, dt.datetime):
         value = value.date()
     if isinstance(value, dt.date):
@@ -262,8 +267,8 @@ def parse_deadline(
         day = excel_date(value)
         return ParsedDeadline(day, "date", day.isoformat())
     if not isinstance(value, str):
-        raise DeadlineError(f"无法识别的时限要求：“{value}”", str(value))
+        raise DeadlineError(Msg("无法识别的时限要求：“{text}”", text=value), str(value))
     text = value.strip()
     if not text:
-        raise DeadlineError("时限要求不能为空", value)
+        raise DeadlineError(N_("时限要求不能为空"), value)
     return _parse_text(_Context(text, assigned_on, add_workdays, immediate_workdays))

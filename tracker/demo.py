@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from tracker import closure
 from tracker.accounts import NewUser, add_membership, create_region, create_unit, create_user
 from tracker.models import ROLE_LABELS, Channel, Membership, OutboxMail, Region, Round, Task, Unit, User
 from tracker.operations import TaskFields, edit_task, link_tasks, perform, register_task
@@ -321,11 +322,15 @@ TASKS: list[dict[str, Any]] = [
                 "until": "2026-08-25", "from": 10, "to": 95, "met": {"2025-09": [0], "2026-06": [1]},
                 "texts": ["两家企业已停产整顿，压滤设备完成采购。", "废水循环系统建成试运行，沟渠淤积石粉清理完毕。",
                           "车间封闭改造和湿法除尘设施安装完成。", "石粉浆与建材企业签订综合利用协议，已转运处置。"]}),
+            # 虚假整改 for the verifier to catch: the "after" photo is 中材日新矿's photo sent again.
             ("2026-09-18", "lead", "submit", {"text": "两家企业整改全部完成，废水零排放，车间粉尘监测达标。",
-                                             "files": [("after", "整改后车间照片.png"),
+                                             "files": [("before", "整改前石粉浆堆放照片.png"),
+                                                       ("after", "整改后车间照片.png",
+                                                        ("zhongcai", "after", "整改后运输道路照片.png")),
                                                        ("monitoring", "企业废气监测报告.pdf")]}),
             ("2026-10-10", "xiangtan_duban", "pre_verify",
-             {"opinion": "市级初验：两家企业废水循环设施运行正常，现场未见外排，同意报省验收。"}),
+             {"opinion": "市级初验：两家企业废水循环设施运行正常，现场未见外排，同意报省验收。",
+              "files": [("document", "市级初验意见.pdf")]}),
         ],
     },
     # From the seeds: 001 L240, L620.
@@ -435,7 +440,9 @@ TASKS: list[dict[str, Any]] = [
                 "texts": ["两处溢流排口增设截流井和调蓄池。", "河道清淤和生态护坡完工，雨天溢流问题已解决。"]}),
             ("2026-10-28", "lead", "submit", {
                 "text": "溢流排口整改完成，汛期连续监测入河断面水质达标，再次申请销号。",
-                "files": [("after", "整改后排口照片.png"), ("monitoring", "涓水入河断面水质监测报告.pdf")]}),
+                # 表面整改 for the verifier to catch: the "after" photo is the first application's "before".
+                "files": [("after", "整改后排口照片.png", ("juanshui", "before", "整改前现场照片.png")),
+                          ("monitoring", "涓水入河断面水质监测报告.pdf")]}),
         ],
     },
     # From the seeds: 001 L240.
@@ -680,6 +687,28 @@ TASKS: list[dict[str, Any]] = [
         "title": "鹤岭镇烧结砖厂夜间生产烟尘扰民",
         "description": "群众通过12369热线反映：雨湖区鹤岭镇一烧结砖厂夜间生产，烟尘较大。",
         "steps": [("2026-11-12", "sup", "register")],
+    },
+    # Complaints waiting for 交办, so a supervisor can try 批量交办 on the demo (001: 餐饮油烟, 噪声扰民, 砂石码头).
+    {
+        "key": "youyan", "sup": "yuhu_duban", "lead": None,
+        "channel": "12369环保举报热线", "round": "2026年", "kind": "其他", "region": "雨湖区", "category": "大气",
+        "title": "雨湖区步步高广场周边餐饮油烟直排",
+        "description": "群众通过12369热线反映：步步高广场周边多家餐饮店未安装油烟净化设施，油烟直排扰民。",
+        "steps": [("2026-11-16", "sup", "register")],
+    },
+    {
+        "key": "zaosheng", "sup": "yuhu_duban", "lead": None,
+        "channel": "12369环保举报热线", "round": "2026年", "kind": "其他", "region": "雨湖区", "category": "噪声",
+        "title": "鹤岭镇混凝土搅拌站夜间施工噪声扰民",
+        "description": "群众通过12369热线反映：鹤岭镇一混凝土搅拌站夜间作业，噪声超标扰民。",
+        "steps": [("2026-11-17", "sup", "register")],
+    },
+    {
+        "key": "shashi", "sup": "yuhu_duban", "lead": None,
+        "channel": "12369环保举报热线", "round": "2026年", "kind": "其他", "region": "雨湖区", "category": "水",
+        "title": "湘江雨湖段砂石堆场扬尘及雨水冲刷入江",
+        "description": "群众通过12369热线反映：湘江雨湖段一砂石堆场未覆盖，扬尘大，雨天泥水直接冲刷入江。",
+        "steps": [("2026-11-18", "sup", "register")],
     },
     {
         "key": "xinfang_wushui", "sup": "yuhu_duban", "lead": "yuhu_sthj",
@@ -1209,6 +1238,22 @@ TASKS: list[dict[str, Any]] = [
     },
 ]
 
+# 销号标准 the province's administrator sets for the channels it closes, after the histories (tasks
+# closed before then were closed without one): (text, evidence kinds the item asks for).
+CLOSURE_CHECKLISTS: dict[str, list[tuple[str, list[str]]]] = {
+    ZY: [("整改措施全部落实，达到整改目标", []),
+         ("整改前、整改后现场照片齐全，能反映整改成效", ["before", "after"]),
+         ("验收意见（初验、现场核查或第三方评估）已出具", ["document"]),
+         ("整改情况已在当地公示，无异议", [])],
+    CJ: [("警示片披露问题的整改措施全部落实", []),
+         ("整改后现场照片齐全", ["after"]),
+         ("监测数据稳定达标（附监测报告）", ["monitoring"]),
+         ("整改情况已在当地公示，无异议", [])],
+    SD: [("整改措施全部落实，达到整改目标", []),
+         ("整改后现场照片齐全", ["after"]),
+         ("整改情况已公示，无异议", [])],
+}
+
 # Evidence attached to a closure application when a step names none.
 DEFAULT_CLOSURE_FILES = [("before", "整改前现场照片.png"), ("after", "整改后现场照片.png"),
                          ("document", "整改销号申请报告.pdf")]
@@ -1519,14 +1564,26 @@ class Demo:
         return {"milestones": [{"due_on": self.clock.day(_day(day)), "description": text, "planned_percent": pct}
                                for day, text, pct in value]}
 
-    def stored_files(self, value: list[tuple[str, str]], task: Task) -> dict[str, Any]:
+    def stored_files(self, value: list[tuple], task: Task) -> dict[str, Any]:
+        """(kind, name) makes a file of its own; (kind, name, (task key, kind, name)) sends the bytes of
+        that task's file again under another name (the fake rectification the verifier must catch)."""
         files = []
-        for kind, filename in value:
-            content, content_type = evidence_content(kind, filename, task.code)
+        for kind, filename, *copy in value:
+            source_key, source_kind, source_name = copy[0] if copy else (None, kind, filename)
+            label = self.tasks[source_key].code if source_key else task.code
+            content, content_type = evidence_content(source_kind, source_name, label)
             files.append(store(self.folder, io.BytesIO(content), kind=kind, filename=filename,
                                content_type=content_type))
         self.stored.extend(files)
         return {"files": files}
+
+    def seed_checklists(self, day: dt.date) -> None:
+        """The 销号标准 of ``CLOSURE_CHECKLISTS``, set by the province's administrator at the end of ``day``."""
+        now = self.clock.at(day, 10 * 60)
+        for channel, items in CLOSURE_CHECKLISTS.items():
+            for text, kinds in items:
+                closure.add_criterion(self.s, self.members["admin"], now, self._need(self.channels, channel), text,
+                                      kinds)
 
     # the summary
 
@@ -1579,6 +1636,7 @@ def load(s: Session, now: dt.datetime, *, hash_method: str = "scrypt", upload_fo
     try:
         for step in steps:
             demo.play(step)
+        demo.seed_checklists(max(step.day for step in steps))
         # The history is not news: the notices its steps queued are not mailed to anyone.
         s.execute(delete(OutboxMail).where(OutboxMail.id >= first_mail))
         s.flush()

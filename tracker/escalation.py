@@ -26,6 +26,28 @@ from tracker.schedule import TimeContext
 from tracker.timeutil import local_date
 
 
+class _People:
+    """Who is told, looked up once per region and per set of units in a scan: many tasks of a scan share
+    their region's supervisors and their lead units' users (the scan's cost per crossing stays small)."""
+
+    def __init__(self, s: Session) -> None:
+        self.s = s
+        self._nearest: dict[int | None, tuple[Region | None, list]] = {}
+        self._units: dict[tuple[int, ...], list] = {}
+
+    def nearest_supervisors(self, region: Region | None) -> tuple[Region | None, list]:
+        key = region.id if region is not None else None
+        if key not in self._nearest:
+            self._nearest[key] = notify.nearest_supervisors(self.s, region)
+        return self._nearest[key]
+
+    def unit_users(self, unit_ids: list[int]) -> list:
+        key = tuple(sorted(unit_ids))
+        if key not in self._units:
+            self._units[key] = notify.unit_users(self.s, key)
+        return self._units[key]
+
+
 @dataclass
 class ScanSummary:
     scan_date: dt.date
@@ -70,14 +92,16 @@ def scan(s: Session, today: dt.date, now: dt.datetime, *, dry_run: bool = False)
     summary = ScanSummary(today, dry_run)
     run = None if dry_run else _lock_scan_date(s, today, now)
     ctx = schedule.load_context(s)
+    people = _People(s)
     last_id = 0
     while batch := schedule.due_tasks(s, today, last_id, escalation=True):
         values = []
+        recorded = _recorded_levels(s, batch)
         for task in batch:
             computed = schedule.compute(task, today, ctx)
             values.append({"task_id": task.id, **computed,
                            "escalation_check_on": schedule.escalation_check(task, computed, today, ctx)})
-            _escalate(s, task, computed, today, now, ctx, summary)
+            _escalate(s, task, computed, today, now, ctx, summary, people, recorded)
         if not dry_run:
             schedule.write_values(s, values)
         summary.candidates += len(batch)
@@ -90,23 +114,32 @@ def scan(s: Session, today: dt.date, now: dt.datetime, *, dry_run: bool = False)
     return summary
 
 
+def _recorded_levels(s: Session, batch: list[Task]) -> dict[tuple[int, dt.date | None], set[int]]:
+    """The levels already recorded for the tasks of a batch, by (task, cycle): one query per batch."""
+    found: dict[tuple[int, dt.date | None], set[int]] = {}
+    rows = s.execute(select(EscalationRecord.task_id, EscalationRecord.cycle_started_on, EscalationRecord.level)
+                     .where(EscalationRecord.task_id.in_([t.id for t in batch])))
+    for task_id, cycle, level in rows:
+        found.setdefault((task_id, cycle), set()).add(level)
+    return found
+
+
 def _escalate(s: Session, task: Task, computed: dict, today: dt.date, now: dt.datetime, ctx: TimeContext,
-              summary: ScanSummary) -> None:
+              summary: ScanSummary, people: _People, recorded_levels: dict) -> None:
     facts = schedule.ladder_facts(task, computed["schedule"] == "behind", computed["not_reported"])
     due = ladder.assess(ctx.calendar, facts, today, ctx.rules, ctx.thresholds)
     if not due:
         return
     cycle = task.cycle_started_on or task.assigned_on
-    recorded = set(s.scalars(select(EscalationRecord.level).where(
-        EscalationRecord.task_id == task.id, EscalationRecord.cycle_started_on == cycle)))
+    recorded = recorded_levels.get((task.id, cycle), set())
     top, implied = ladder.highest_first(due, recorded)
     for item in implied:
         if summary.dry_run or _record(s, task, item, cycle, "implied", today, now, summary) is not None:
             summary.implied += 1
     if top is not None:
-        _raise_to(s, task, top, cycle, today, now, ctx, summary)
+        _raise_to(s, task, top, cycle, today, now, ctx, summary, people)
     for item in (d for d in due if d.level < ladder.WARNING):
-        _remind(s, task, item, today, now, ctx, summary)
+        _remind(s, task, item, today, now, ctx, summary, people)
 
 
 def _record(s: Session, task: Task, item: ladder.Due, cycle: dt.date | None, status: str, today: dt.date,
@@ -135,10 +168,10 @@ def _record(s: Session, task: Task, item: ladder.Due, cycle: dt.date | None, sta
 
 
 def _raise_to(s: Session, task: Task, item: ladder.Due, cycle: dt.date | None, today: dt.date, now: dt.datetime,
-              ctx: TimeContext, summary: ScanSummary) -> None:
+              ctx: TimeContext, summary: ScanSummary, people: _People) -> None:
     rule = ctx.rules[item.level]
     start = task.region.parent if rule.decided_above and task.region.parent else task.region
-    deciding, supervisors = notify.nearest_supervisors(s, start)
+    deciding, supervisors = people.nearest_supervisors(start)
     status = "proposed" if rule.mode == "proposed" else "applied"
     record = _record(s, task, item, cycle, status, today, now, summary, deciding)
     if summary.dry_run or record is not None:
@@ -147,8 +180,8 @@ def _raise_to(s: Session, task: Task, item: ladder.Due, cycle: dt.date | None, t
         return
     if status == "applied":
         _set_level(s, task, item.level)
-    users = notify.unit_users(s, notify.lead_unit_ids(task))
-    _near, nearest = notify.nearest_supervisors(s, task.region)
+    users = people.unit_users(notify.lead_unit_ids(task))
+    _near, nearest = people.nearest_supervisors(task.region)
     title = f"【{rule.name}】{task.code} {task.title}"
     made = notify.tell(s, [*users, *nearest, *supervisors], kind="escalation", task=task, title=title,
                        body=item.reason, now=now, record_id=record.id)
@@ -163,15 +196,15 @@ def _set_level(s: Session, task: Task, level: int) -> None:
 
 
 def _remind(s: Session, task: Task, item: ladder.Due, today: dt.date, now: dt.datetime, ctx: TimeContext,
-            summary: ScanSummary) -> None:
+            summary: ScanSummary, people: _People) -> None:
     """催报 (once per reporting period, to the lead units) and 验收提醒 (once per application, to the
     supervisors) — the cycle key of a reminder is the period start or the 申请销号 date."""
     if item.level == ladder.REMIND_REPORT:
         key, _due = reporting_period(ctx.settings.reporting, today)
-        users = notify.unit_users(s, notify.lead_unit_ids(task))
+        users = people.unit_users(notify.lead_unit_ids(task))
     else:
         key = task.closure_applied_on
-        _region, users = notify.nearest_supervisors(s, task.region)
+        _region, users = people.nearest_supervisors(task.region)
     if summary.dry_run:
         summary.reminders += not s.scalar(select(EscalationRecord.id).where(
             EscalationRecord.task_id == task.id, EscalationRecord.cycle_started_on == key,

@@ -10,7 +10,9 @@ import datetime as dt
 import re
 from typing import Any
 
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
@@ -27,15 +29,19 @@ from wtforms import (
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
 
+from tracker.babel import translate
 from tracker.models import CATEGORIES, DEADLINE_KINDS, EVIDENCE_KINDS, TASK_KINDS
 
 REQUIRED = _l("此项必填")
 
 
 def options(pairs) -> list[SelectChoice]:
-    """(value, label) pairs as WTForms choices."""
-    return [SelectChoice(value, label) for value, label in pairs]
+    """(value, label) pairs as WTForms choices. Labels show in the user's language when the catalogue
+    knows them (roles, kinds, measures …); names of units and regions are data and come back as they are."""
+    return [SelectChoice(value, LazyString(translate, label) if isinstance(label, str) else label)
+            for value, label in pairs]
 
 
 def _required():
@@ -160,12 +166,12 @@ def parse_milestones(text: str) -> list[dict[str, Any]]:
             continue
         match = MILESTONE_LINE.match(line)
         if not match:
-            raise ValidationError(f"第{number}行格式不对，应为“2026-06-30 内容 60%”")
+            raise ValidationError(gettext("第%(n)s行格式不对，应为“2026-06-30 内容 60%%”", n=number))
         year, month, day, description, percent = match.groups()
         try:
             due_on = dt.date(int(year), int(month), int(day))
         except ValueError:
-            raise ValidationError(f"第{number}行的日期无效") from None
+            raise ValidationError(gettext("第%(n)s行的日期无效", n=number)) from None
         result.append({"due_on": due_on, "description": description.strip(),
                        "planned_percent": int(percent) if percent else None})
     return result
@@ -194,6 +200,8 @@ class CloseForm(ActionForm):
     verifier_unit_id = SelectField(_l("验收单位"), coerce=int, validators=[Optional()])
     closure_doc_no = StringField(_l("销号文号"), validators=[Length(max=100)])
     evidence_kind, files = _evidence_fields(required=False)
+    # 销号标准: the ids of the channel's active items the verifier ticked (choices filled by the view).
+    checklist = SelectMultipleField(_l("销号标准"), coerce=int, validators=[Optional()])
 
 
 class ReopenForm(ActionForm):
@@ -359,3 +367,59 @@ class LedgerImportForm(FlaskForm):
     dry_run = BooleanField(_l("只校验，不写入"))
     update = BooleanField(_l("更新已有问题（只更新文件中有值的字段，不改变状态）"))
     create_missing = BooleanField(_l("新建缺少的单位、地区和批次（仅管理员）"))
+
+
+# --- closure checklist, 回头看 and 举一反三 -------------------------------------------------------------
+
+
+class CriterionForm(FlaskForm):
+    """One item of a channel's closure checklist (销号标准)."""
+
+    text = TextAreaField(_l("销号标准"), validators=[_required(), Length(max=500)])
+    required_kinds = SelectMultipleField(
+        _l("须具备的佐证材料"), choices=options(EVIDENCE_KINDS.items()), validators=[Optional()],
+        widget=ListWidget(prefix_label=False), option_widget=CheckboxInput(),
+        description=_l("勾选后，任务须有这些类型的佐证材料才能勾选本项并销号"))
+
+
+class RecheckDrawForm(FlaskForm):
+    """回头看抽查: how many closed tasks to draw, and from which (0 in a choice: all)."""
+
+    size = IntegerField(_l("抽取数量"), default=5, validators=[
+        InputRequired(message=REQUIRED), NumberRange(1, 200, _l("须在1到200之间"))])
+    channel_id = SelectField(_l("问题来源"), coerce=int, default=0)
+    round_id = SelectField(_l("批次/轮次"), coerce=int, default=0)
+    region_id = SelectField(_l("所在地区"), coerce=int, default=0)
+    unit_id = SelectField(_l("牵头单位"), coerce=int, default=0)
+    closed_from = DateField(_l("销号日期自"), validators=[Optional()])
+    closed_to = DateField(_l("销号日期至"), validators=[Optional()])
+    seed = StringField(_l("随机种子"), validators=[Length(max=64)],
+                       description=_l("留空则自动生成；同一种子对同一范围可复现同一抽样结果"))
+    note = TextAreaField(_l("说明"), validators=[Length(max=2000)])
+
+
+class RecheckResultForm(FlaskForm):
+    """The finding on one sampled task; a regression (返黑返臭) needs a new deadline for 重新整改."""
+
+    result = SelectField(_l("复查结果"), choices=options([("passed", _l("通过：整改成效保持")),
+                                                          ("regressed", _l("返黑返臭：重新整改"))]))
+    note = TextAreaField(_l("复查情况"), validators=[Length(max=5000)], description=_l("返黑返臭时必填"))
+    deadline_kind, deadline, deadline_text = _deadline_fields()
+
+
+class SimilarRowForm(FlaskForm):
+    """One row of the 举一反三 form (a sub-form: CSRF is on the outer form)."""
+
+    class Meta:
+        csrf = False
+
+    region_id = SelectField(_l("地区"), coerce=int, validators=[Optional()])
+    title = StringField(_l("问题名称"), validators=[Length(max=300)], description=_l("留空则沿用原任务名称"))
+    leads = SelectMultipleField(_l("牵头单位"), coerce=int, validators=[Optional()],
+                                description=_l("选择后直接交办；不选则待交办"))
+    deadline = DateField(_l("整改时限"), validators=[Optional()])
+    deadline_text = StringField(_l("时限要求（原文）"), validators=[Length(max=200)])
+
+
+class SimilarForm(FlaskForm):
+    note = StringField(_l("关联说明"), validators=[Length(max=500)])

@@ -23,7 +23,7 @@ import os
 import re
 import zipfile
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -38,6 +38,7 @@ from tracker import calendars, escalation, schedule, settings
 from tracker.accounts import create_region, create_unit
 from tracker.audit import ActionError, record_event
 from tracker.deadlines import DeadlineError, ParsedDeadline, excel_date, parse_deadline
+from tracker.i18n import N_
 from tracker.ledger_columns import LEDGER_COLUMNS, STATE_WORDS, MilestoneLine, parse_milestones
 from tracker.models import (
     CATEGORIES,
@@ -93,6 +94,9 @@ _LIST_SEPARATORS = re.compile(r"[、,，;；\s]+")
 _DATE_TEXT = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?$")
 _HEADER_NOISE = str.maketrans("", "", " \t\r\n\u3000（）()【】[]*＊:：")
 GOVERNMENT_SUFFIXES = ("人民政府", "管委会", "管理委员会")
+# (done, total, stage): how far an import is, for a background job's progress bar.
+Progress = Callable[[int, int | None, str], None]
+STAGE_READ, STAGE_VALIDATE, STAGE_WRITE = N_("正在读取文件"), N_("正在校验"), N_("正在写入")
 
 
 # --- the report --------------------------------------------------------------------------------------
@@ -933,14 +937,18 @@ def _same_state(plan: RowPlan, task: Task) -> bool:
     return plan.state == task.state or (plan.completed and task.state in closing)
 
 
-def validate(s: Session, grid: Grid, layout: Layout, v: Validation, update: bool) -> list[RowPlan]:
+def validate(s: Session, grid: Grid, layout: Layout, v: Validation, update: bool, *,
+             progress: Progress | None = None) -> list[RowPlan]:
     """Every row checked; the plans of the valid rows (the file is valid when the report has no errors)."""
     report = v.report
     _check_columns(layout, report)
     if report.errors:
         return []
     plans = []
+    total = max(len(grid.rows) - layout.header_row - 1, 0)
     for reader in _data_rows(grid, layout, report):
+        if progress is not None:
+            progress(reader.row - layout.header_row - 1, total, STAGE_VALIDATE)
         report.rows += 1
         plan = _plan_row(v, reader)
         if plan is not None:
@@ -1238,20 +1246,28 @@ def _count_dry_run(plans: list[RowPlan], report: ImportReport) -> None:
             report.unchanged += 1
 
 
+def _no_progress(_done: int, _total: int | None, _stage: str) -> None:
+    pass
+
+
 def import_ledger(s: Session, path: str | os.PathLike | BinaryIO, actor: Membership | None, now: dt.datetime, *,
                   dry_run: bool = False, update: bool = False, create_missing: bool = False,
                   region: Region | None = None, name: str | None = None,
-                  max_bytes: int = MAX_FILE_BYTES) -> ImportReport:
+                  max_bytes: int = MAX_FILE_BYTES, progress: Progress | None = None) -> ImportReport:
     """Validate a ledger workbook and, when every row is valid and it is not a dry run, write it.
 
     ``path`` is a file path or a binary stream (an upload; then ``name`` is its file name). Nothing is
-    written when the report has errors; the caller commits (or rolls back)."""
+    written when the report has errors; the caller commits (or rolls back). ``progress(done, total,
+    stage)``, when given, is called while reading and per row while validating, and once before writing
+    (a background job's bar) — never during the writing, which holds the database's write lock."""
+    progress = progress or _no_progress
     source = name or (Path(path).name if isinstance(path, str | os.PathLike) else "上传文件")
     report = ImportReport(source, dry_run=dry_run)
     root = _scope(s, actor, region, create_missing, report)
     if root is None:
         return report
     try:
+        progress(0, None, STAGE_READ)
         grid, layout = _choose_sheet(read_workbook(read_bytes(path, max_bytes)))
     except IntakeFileError as exc:
         report.error(str(exc))
@@ -1260,7 +1276,7 @@ def import_ledger(s: Session, path: str | os.PathLike | BinaryIO, actor: Members
     times = settings.time_settings(s)
     v = Validation(s, directory, actor, local_date(now), create_missing, report,
                    calendars.load(s).add_workdays, times.immediate_workdays)
-    plans = validate(s, grid, layout, v, update)
+    plans = validate(s, grid, layout, v, update, progress=progress)
     assigning = _assigning_unit(s, actor, root)
     if assigning is None:
         report.error("找不到登记单位：请先在省级或本级设立督办机构（突改办/督察办）")
@@ -1270,6 +1286,7 @@ def import_ledger(s: Session, path: str | os.PathLike | BinaryIO, actor: Members
     if dry_run:
         _count_dry_run(plans, report)
         return report
+    progress(report.rows, report.rows, STAGE_WRITE)
     try:
         write(Writer(s, actor, now, source, assigning), plans, directory, report)
     except ActionError as exc:

@@ -20,7 +20,7 @@ import datetime as dt
 import pickle
 import tempfile
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -52,7 +52,7 @@ from tracker.progress import (
     last_due_period,
     reporting_period,
 )
-from tracker.reports import GROUPINGS, Report, Tally
+from tracker.reports import GROUPINGS, Report, Tally, cell_counts
 from tracker.schedule import classify_as_of, counted_candidates, snapshots_as_of
 from tracker.settings import TimeSettings
 from tracker.workflow import STATE_LABELS, State
@@ -117,14 +117,17 @@ def title(region: Region, as_of: dt.date) -> str:
 
 
 def export(s: Session, region: Region, month: str, path: Path, *, today: dt.date,
-           settings: TimeSettings) -> LedgerSummary:
-    """Write the ledger of ``region``'s subtree for ``month`` to ``path`` (.xlsx or .csv)."""
+           settings: TimeSettings, progress: Callable[[int, int | None], None] | None = None) -> LedgerSummary:
+    """Write the ledger of ``region``'s subtree for ``month`` to ``path`` (.xlsx or .csv).
+
+    ``progress(done, total)``, when given, is called as each batch of tasks is read and at the end (a
+    background job's bar)."""
     path = Path(path)
     as_of = as_of_date(month, today)
     suffix = path.suffix.lower()
     if suffix not in (".xlsx", ".csv"):
         raise ValueError("只能导出.xlsx或.csv文件")
-    context = _Context(s, region, as_of, settings, current=as_of == today)
+    context = _Context(s, region, as_of, settings, current=as_of == today, progress=progress)
     context.load()
     if suffix == ".csv":
         return _export_csv(context, path)
@@ -144,6 +147,8 @@ class _Context:
     channels: dict[int, Channel] = field(default_factory=dict)
     rounds: dict[int, Round] = field(default_factory=dict)
     regions: dict[int, Region] = field(default_factory=dict)  # the subtree
+    progress: Callable[[int, int | None], None] | None = None  # (tasks read, candidates) after each batch
+    total: int = 0  # the candidates, known once the groups are counted
 
     def load(self) -> None:
         """The reference rows, held here so that every task's channel, round and region is a dict lookup."""
@@ -185,22 +190,25 @@ def _batches(ctx: _Context) -> Iterator[list[Task]]:
     channels, rounds, regions = ctx.channels, ctx.rounds, ctx.regions
     candidates = counted_candidates(ctx.as_of).where(Task.region_id.in_(list(regions)))
     counts = ctx.s.execute(candidates.with_only_columns(*_GROUP, func.count(Task.id)).group_by(*_GROUP)).all()
+    ctx.total = sum(g[3] for g in counts)
     order = sorted(counts, key=lambda g: (channels[g[0]].position, channels[g[0]].name, rounds[g[1]].position,
                                           rounds[g[1]].name, region_names(regions, regions[g[2]])))
     query = candidates.options(
         load_only(*_LOADED), selectinload(Task.task_units).selectinload(TaskUnit.unit).selectinload(Unit.region),
         selectinload(Task.problem))
     chunk: list[tuple] = []
+    size = 0  # tasks in ``chunk``
     for group in order:
         if group[3] > BATCH:
             yield from _whole(ctx, query, chunk)
-            chunk = []
+            chunk, size = [], 0
             yield from _large_group(ctx, query, group[:3])
             continue
-        if chunk and sum(g[3] for g in chunk) + group[3] > BATCH:
+        if chunk and size + group[3] > BATCH:
             yield from _whole(ctx, query, chunk)
-            chunk = []
+            chunk, size = [], 0
         chunk.append(group)
+        size += group[3]
     yield from _whole(ctx, query, chunk)
 
 
@@ -215,7 +223,13 @@ def _whole(ctx: _Context, query, groups: list[tuple]) -> Iterator[list[Task]]:
     if not groups:
         return
     rank = {tuple(g[:3]): i for i, g in enumerate(groups)}
-    tasks = ctx.s.scalars(query.where(tuple_(*_GROUP).in_(list(rank)))).all()
+    # Three IN lists, which the unique (channel, round, region, code) index answers (a row-value IN list is
+    # no index condition: it scanned the whole table once per batch). Groups come in channel and round
+    # order, so a batch spans few channels and rounds and the lists select (almost) exactly its groups.
+    channels, rounds, regions = ({g[i] for g in rank} for i in range(3))
+    found = ctx.s.scalars(query.where(Task.channel_id.in_(channels), Task.round_id.in_(rounds),
+                                      Task.region_id.in_(regions))).all()
+    tasks = [t for t in found if (t.channel_id, t.round_id, t.region_id) in rank]
     yield sorted(tasks, key=lambda t: (rank[(t.channel_id, t.round_id, t.region_id)], t.code, t.id))
 
 
@@ -319,7 +333,11 @@ def _lines(ctx: _Context, tallies: list[Tally]) -> Iterator[_Line]:
     # (computed here from the history, so the export does not depend on when the day's refresh ran).
     period = reporting_period if ctx.current else last_due_period
     period_start, _due = period(ctx.settings.reporting, ctx.as_of)
+    done = 0
     for batch in _batches(ctx):
+        if ctx.progress is not None:
+            ctx.progress(done, ctx.total)
+        done += len(batch)
         snapshots = snapshots_as_of(ctx.s, batch, ctx.as_of)
         results = classify_as_of(snapshots, ctx.as_of, ctx.settings)
         facts = _facts(ctx, [t.id for t in batch], rule_names)
@@ -327,10 +345,13 @@ def _lines(ctx: _Context, tallies: list[Tally]) -> Iterator[_Line]:
             if task.id not in results:
                 continue
             snap, result = snapshots[task.id], results[task.id]
+            counts = cell_counts(snap, result)  # worked out once for the three tallies
             for tally in tallies:
-                tally.add(task, snap, result)
+                tally.add_counts(task, counts)
             unreported = is_unreported(snap, period_start)
             yield _line(ctx, task, snap, result, facts, unreported)
+    if ctx.progress is not None:
+        ctx.progress(done, ctx.total)
 
 
 def _line(ctx: _Context, task: Task, snap: Snapshot, result: Classification, facts: _Facts,
@@ -378,7 +399,7 @@ def _as_of_fields(snap: Snapshot, result: Classification, facts: _Facts, task_id
 
 
 def _tallies(ctx: _Context) -> list[Tally]:
-    return [Tally(ctx.s, ctx.region, ctx.as_of, by) for by in GROUPINGS]
+    return [Tally(ctx.s, ctx.region, ctx.as_of, by, ids=False) for by in GROUPINGS]  # counts only
 
 
 def _figures(report: Report) -> list[dict]:

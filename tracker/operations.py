@@ -17,9 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
-from tracker import calendars, notify, schedule, settings
+from tracker import calendars, closure, notify, schedule, settings
 from tracker.audit import ActionError, ConflictError, record_event
 from tracker.deadlines import DeadlineError, parse_deadline
+from tracker.i18n import N_, Msg
 from tracker.models import (
     CATEGORIES,
     DEADLINE_KINDS,
@@ -62,7 +63,7 @@ EDITABLE_FIELDS = (
     "accountability",
     "remarks",
 )
-REQUIRED_TEXT = {"title": "问题名称", "code": "问题编号"}
+REQUIRED_TEXT = {"title": N_("问题名称"), "code": N_("问题编号")}
 
 
 @dataclass
@@ -99,8 +100,8 @@ def register_task(s: Session, actor: Membership, now: dt.datetime, fields: TaskF
     title = fields.title.strip()
     if not title:
         raise ActionError("请填写问题名称")
-    _check_choice(fields.kind, TASK_KINDS, "问题类型")
-    _check_choice(fields.category, CATEGORIES, "问题领域")
+    _check_choice(fields.kind, TASK_KINDS, N_("问题类型"))
+    _check_choice(fields.category, CATEGORIES, N_("问题领域"))
     code = fields.code.strip() or _next_code(s, channel.id, round_.id, region.id, local_date(now))
     _check_code_free(s, channel.id, round_.id, region.id, code)
     complainant = {k: v.strip() for k, v in fields.complainant.items() if v and v.strip()}
@@ -177,12 +178,12 @@ def _code_taken(s: Session, channel_id: int, round_id: int, region_id: int, code
 
 def _check_code_free(s, channel_id, round_id, region_id, code, exclude=None) -> None:
     if _code_taken(s, channel_id, round_id, region_id, code, exclude):
-        raise ActionError(f"问题编号“{code}”在同一来源、批次和地区内已存在")
+        raise ActionError("问题编号“{code}”在同一来源、批次和地区内已存在", code=code)
 
 
 def _check_choice(value: str, choices, label: str) -> None:
     if value not in choices:
-        raise ActionError(f"{label}“{value}”无效")
+        raise ActionError("{label}“{value}”无效", label=Msg(label), value=value)
 
 
 def edit_task(
@@ -195,15 +196,15 @@ def edit_task(
         raise ActionError(decision.reason)
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
-        raise ActionError("这些字段只能通过办理操作修改：" + "、".join(sorted(unknown)))
+        raise ActionError("这些字段只能通过办理操作修改：{fields}", fields="、".join(sorted(unknown)))
     cleaned = {k: (v or "").strip() for k, v in changes.items()}
     for name, label in REQUIRED_TEXT.items():
         if name in cleaned and not cleaned[name]:
-            raise ActionError(f"请填写{label}")
+            raise ActionError("请填写{label}", label=Msg(label))
     if "kind" in cleaned:
-        _check_choice(cleaned["kind"], TASK_KINDS, "问题类型")
+        _check_choice(cleaned["kind"], TASK_KINDS, N_("问题类型"))
     if "category" in cleaned:
-        _check_choice(cleaned["category"], CATEGORIES, "问题领域")
+        _check_choice(cleaned["category"], CATEGORIES, N_("问题领域"))
     if "code" in cleaned and cleaned["code"] != task.code:
         _check_code_free(s, task.channel_id, task.round_id, task.region_id, cleaned["code"], exclude=task.id)
     before = {k: getattr(task, k) for k in cleaned if getattr(task, k) != cleaned[k]}
@@ -289,7 +290,7 @@ def _set_state(task: Task, state: State) -> None:
 def _text(params: dict[str, Any], name: str, label: str) -> str:
     value = (params.get(name) or "").strip()
     if not value:
-        raise ActionError(f"请填写{label}")
+        raise ActionError("请填写{label}", label=Msg(label))
     return value
 
 
@@ -302,17 +303,17 @@ def _units(s: Session, ids: Sequence[int], label: str) -> list[Unit]:
     for unit_id in dict.fromkeys(int(i) for i in ids):
         unit = s.get(Unit, unit_id)
         if unit is None or not unit.active:
-            raise ActionError(f"{label}不存在或已停用")
+            raise ActionError("{label}不存在或已停用", label=Msg(label))
         units.append(unit)
     return units
 
 
 def _pick_units(s: Session, leads: Sequence[int], participants: Sequence[int]) -> tuple[list[Unit], list[Unit]]:
     """The lead and participant units of a form, checked (at least one lead, no unit in both)."""
-    lead_units = _units(s, leads, "牵头单位")
+    lead_units = _units(s, leads, N_("牵头单位"))
     if not lead_units:
         raise ActionError("请选择至少一个牵头单位")
-    participant_units = _units(s, participants, "参与单位")
+    participant_units = _units(s, participants, N_("参与单位"))
     overlap = {u.id for u in lead_units} & {u.id for u in participant_units}
     if overlap:
         raise ActionError("同一单位不能既牵头又参与")
@@ -328,6 +329,11 @@ def _set_units(s: Session, task: Task, leads: Sequence[int], participants: Seque
     for i, unit in enumerate(participant_units):
         task.task_units.append(TaskUnit(unit_id=unit.id, role="participant", position=len(lead_units) + i))
     return {"leads": [u.name for u in lead_units], "participants": [u.name for u in participant_units]}
+
+
+# The latest deadline accepted, in years from today: plans run to 2035 (“十四五” and beyond); a typo such as
+# 2926年 must not make every working-day computation walk nine centuries.
+MAX_DEADLINE_YEARS = 30
 
 
 def _deadline(s: Session, params: dict[str, Any], today: dt.date) -> tuple[dt.date | None, str, str]:
@@ -350,6 +356,8 @@ def _deadline(s: Session, params: dict[str, Any], today: dt.date) -> tuple[dt.da
         raise ActionError("整改时限不是有效日期")
     if deadline < today:
         raise ActionError("整改时限不能早于今天")
+    if deadline.year > today.year + MAX_DEADLINE_YEARS:
+        raise ActionError("整改时限不能晚于{limit}年", limit=today.year + MAX_DEADLINE_YEARS)
     return deadline, kind, text or f"{deadline.year}年{deadline.month}月{deadline.day}日前"
 
 
@@ -358,7 +366,7 @@ def _parse_deadline_text(s: Session, text: str, assigned_on: dt.date) -> tuple[d
         parsed = parse_deadline(text, assigned_on=assigned_on, add_workdays=calendars.load(s).add_workdays,
                                 immediate_workdays=settings.time_settings(s).immediate_workdays)
     except DeadlineError as exc:
-        raise ActionError(str(exc)) from None
+        raise ActionError(exc.args[0]) from None
     return parsed.date, parsed.kind
 
 
@@ -387,10 +395,10 @@ def _h_split(s, task, actor, now, params):
     for i, spec in enumerate(children, start=1):
         region = s.get(Region, int(spec.get("region_id") or 0))
         if region is None or not in_subtree(actor, region) or not region.path.startswith(task.region.path):
-            raise ActionError(f"第{i}个子任务的地区不在本任务范围内")
+            raise ActionError("第{i}个子任务的地区不在本任务范围内", i=i)
         deadline, kind, text = _deadline(s, spec, today)
         if not spec.get("leads"):
-            raise ActionError(f"第{i}个子任务请选择牵头单位")
+            raise ActionError("第{i}个子任务请选择牵头单位", i=i)
         _pick_units(s, spec.get("leads") or [], spec.get("participants") or [])
         _check_code_free(s, task.channel_id, task.round_id, region.id, f"{task.code}-{i}")
         planned.append((region, spec, deadline, kind, text))
@@ -430,7 +438,7 @@ def _make_child(s: Session, parent: Task, region: Region, index: int, spec: dict
 
 
 def _h_decline(s, task, actor, now, params):
-    reason = _text(params, "reason", "退办理由")
+    reason = _text(params, "reason", N_("退办理由"))
     leads = [u.name for u in task.lead_units]
     task.task_units.clear()
     task.assigned_on = None
@@ -448,20 +456,20 @@ def _milestones(params: dict[str, Any], task: Task) -> list[Milestone]:
         description = (m.get("description") or "").strip()
         due_on = m.get("due_on")
         if not description or not isinstance(due_on, dt.date):
-            raise ActionError(f"第{i}个阶段目标须有日期和内容")
+            raise ActionError("第{i}个阶段目标须有日期和内容", i=i)
         if task.deadline is not None and due_on > task.deadline:
-            raise ActionError(f"第{i}个阶段目标的日期晚于整改时限")
+            raise ActionError("第{i}个阶段目标的日期晚于整改时限", i=i)
         percent = m.get("planned_percent")
         if percent is not None and not 0 <= int(percent) <= 100:
-            raise ActionError(f"第{i}个阶段目标的计划进度须在0到100之间")
+            raise ActionError("第{i}个阶段目标的计划进度须在0到100之间", i=i)
         result.append(Milestone(due_on=due_on, description=description,
                                 planned_percent=None if percent is None else int(percent)))
     return result
 
 
 def _h_submit_plan(s, task, actor, now, params):
-    target = _text(params, "target", "整改目标")
-    measures = _text(params, "measures", "整改措施")
+    target = _text(params, "target", N_("整改目标"))
+    measures = _text(params, "measures", N_("整改措施"))
     milestones = _milestones(params, task)
     task.target, task.measures = target, measures
     for m in [m for m in task.milestones if m.met_on is None]:
@@ -485,7 +493,7 @@ def _h_approve_plan(s, task, actor, now, params):
 
 
 def _h_return_plan(s, task, actor, now, params):
-    reason = _text(params, "reason", "退回理由")
+    reason = _text(params, "reason", N_("退回理由"))
     task.plan_submitted_on = None
     return {"reason": reason}, None
 
@@ -493,7 +501,7 @@ def _h_return_plan(s, task, actor, now, params):
 def _check_files(files: Sequence[StoredFile]) -> None:
     for f in files:
         if f.kind not in EVIDENCE_KINDS:
-            raise ActionError(f"佐证材料类型“{f.kind}”无效")
+            raise ActionError("佐证材料类型“{kind}”无效", kind=f.kind)
 
 
 def _attach(task: Task, actor: Membership, now: dt.datetime, files: Sequence[StoredFile], report=None) -> list:
@@ -521,7 +529,7 @@ def _percent(params: dict[str, Any]) -> int | None:
 
 
 def _h_report(s, task, actor, now, params):
-    text = _text(params, "text", "进展情况")
+    text = _text(params, "text", N_("进展情况"))
     percent = _percent(params)
     today = _today(now)
     met_ids = {int(i) for i in params.get("milestones_met") or []}
@@ -545,7 +553,7 @@ def _h_report(s, task, actor, now, params):
 
 
 def _h_submit(s, task, actor, now, params):
-    text = _text(params, "text", "整改完成情况（销号申请）")
+    text = _text(params, "text", N_("整改完成情况（销号申请）"))
     files = params.get("files") or []
     if not files:
         raise ActionError("申请销号须上传至少一份佐证材料")
@@ -564,21 +572,21 @@ def _h_submit(s, task, actor, now, params):
 
 
 def _h_pre_verify(s, task, actor, now, params):
-    opinion = _text(params, "opinion", "初验意见")
+    opinion = _text(params, "opinion", N_("初验意见"))
     _check_files(params.get("files") or [])
     task.pre_verified_on, task.pre_verify_opinion = _today(now), opinion
     return {"opinion": opinion, "files": _attach(task, actor, now, params.get("files") or [])}, None
 
 
 def _h_return(s, task, actor, now, params):
-    reason = _text(params, "reason", "退回理由")
+    reason = _text(params, "reason", N_("退回理由"))
     task.closure_applied_on = task.closure_applied_by_id = None
     task.pre_verified_on, task.pre_verify_opinion = None, ""
     return {"reason": reason}, None
 
 
 def _h_close(s, task, actor, now, params):
-    opinion = _text(params, "opinion", "验收意见")
+    opinion = _text(params, "opinion", N_("验收意见"))
     today = _today(now)
     closed_on = params.get("closed_on") or today
     if not isinstance(closed_on, dt.date):
@@ -595,15 +603,20 @@ def _h_close(s, task, actor, now, params):
         if verifier is None:
             raise ActionError("验收单位不存在")
     doc_no = (params.get("closure_doc_no") or "").strip()
+    _check_files(params.get("files") or [])
+    # 销号标准: every active item of the channel ticked and the evidence it asks for held (the files of
+    # this form count); the completed checklist and the flags the verifier saw go into the history.
+    checklist = closure.check_closure(s, task, params.get("checklist"), {f.kind for f in params.get("files") or []})
     files = _attach(task, actor, now, params.get("files") or [])
+    flags = [f.message for f in closure.evidence_flags(s, actor, task)]
     task.verify_opinion, task.closed_on, task.closure_doc_no = opinion, closed_on, doc_no
     task.verifier_unit_id = verifier.id if verifier else actor.unit_id
     return {"opinion": opinion, "closed_on": closed_on, "verifier": (verifier or actor.unit).name,
-            "closure_doc_no": doc_no, "files": files}, closed_on
+            "closure_doc_no": doc_no, "files": files, "checklist": checklist, "flags": flags}, closed_on
 
 
 def _h_reopen(s, task, actor, now, params):
-    reason = _text(params, "reason", "重新整改理由")
+    reason = _text(params, "reason", N_("重新整改理由"))
     deadline, kind, text = _deadline(s, params, _today(now))
     previous = {"closed_on": task.closed_on, "closure_doc_no": task.closure_doc_no}
     task.deadline, task.deadline_kind, task.deadline_text = deadline, kind, text
@@ -626,11 +639,11 @@ def _h_reassign(s, task, actor, now, params):
 
 
 def _h_cancel(s, task, actor, now, params):
-    return {"reason": _text(params, "reason", "作废理由")}, None
+    return {"reason": _text(params, "reason", N_("作废理由"))}, None
 
 
 def _h_merge(s, task, actor, now, params):
-    reason = _text(params, "reason", "合并理由")
+    reason = _text(params, "reason", N_("合并理由"))
     kept = s.get(Task, int(params.get("merge_into") or 0))
     if kept is None or not in_scope(actor, kept):
         raise ActionError("要保留的任务不存在")
@@ -642,7 +655,7 @@ def _h_merge(s, task, actor, now, params):
 
 
 def _h_request_extension(s, task, actor, now, params):
-    reason = _text(params, "reason", "延期理由")
+    reason = _text(params, "reason", N_("延期理由"))
     new_deadline = params.get("new_deadline")
     today = _today(now)
     if not isinstance(new_deadline, dt.date):
@@ -651,6 +664,8 @@ def _h_request_extension(s, task, actor, now, params):
         raise ActionError("已超过整改时限，不能再申请延期，请联系督办人员调整时限")
     if new_deadline <= task.deadline:
         raise ActionError("延期后的时限须晚于现行时限")
+    if new_deadline.year > today.year + MAX_DEADLINE_YEARS:
+        raise ActionError("整改时限不能晚于{limit}年", limit=today.year + MAX_DEADLINE_YEARS)
     task.extension_requests.append(ExtensionRequest(
         membership_id=actor.id, requested_on=today, old_deadline=task.deadline, new_deadline=new_deadline,
         reason=reason, status="pending"))
@@ -683,7 +698,7 @@ def _h_decide_extension(s, task, actor, now, params):
 
 
 def _h_change_deadline(s, task, actor, now, params):
-    reason = _text(params, "reason", "调整理由")
+    reason = _text(params, "reason", N_("调整理由"))
     deadline, kind, text = _deadline(s, params, _today(now))
     if (deadline, kind) == (task.deadline, task.deadline_kind):
         raise ActionError("新的时限与现行时限相同")
@@ -709,9 +724,9 @@ def _h_confirm_measure(s, task, actor, now, params):
     rule = rules[level]
     doc_no = (params.get("doc_no") or "").strip()
     if level in FORMAL_LEVELS and not doc_no:
-        raise ActionError(f"{rule.name}须填写文号")
+        raise ActionError("{measure}须填写文号", measure=Msg(rule.name))
     if rule.decided_above and actor.unit.region.level >= task.region.level:
-        raise ActionError(f"{rule.name}须由上一级决定")
+        raise ActionError("{measure}须由上一级决定", measure=Msg(rule.name))
     today = _today(now)
     decided_on = params.get("decided_on") or today
     if not isinstance(decided_on, dt.date) or decided_on > today:
@@ -722,7 +737,7 @@ def _h_confirm_measure(s, task, actor, now, params):
         EscalationRecord.task_id == task.id, EscalationRecord.cycle_started_on == cycle,
         EscalationRecord.level == level))
     if record is not None and record.status in ("confirmed", "applied"):
-        raise ActionError(f"本轮已{rule.name}")
+        raise ActionError("本轮已{measure}", measure=Msg(rule.name))
     if record is None:
         record = EscalationRecord(task_id=task.id, level=level, cycle_started_on=cycle, reason=note)
         s.add(record)

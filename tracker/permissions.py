@@ -2,7 +2,7 @@
 
 ``visible_tasks(membership)`` is the only query that decides which tasks a membership sees; every
 page, download, export and job starts from it. ``can(membership, action, task)`` decides whether a
-membership may take a workflow action on a task now, and says why not in Chinese.
+membership may take a workflow action on a task now, and says why not (a Chinese msgid, ``tracker.i18n``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Select, exists, select
 
+from tracker.i18n import Msg
 from tracker.models import Membership, Region, Role, Task, TaskUnit, Unit
 from tracker.workflow import (
     OPEN_STATES,
@@ -154,9 +155,9 @@ def can(membership: Membership, action: str, task: Task) -> Decision:
         return _deny("该任务不在您的管辖范围内")
     state = State(task.state)
     if state not in row.sources:
-        return _deny(f"当前状态为“{STATE_LABELS[state]}”，不能{row.label}")
+        return _deny(Msg("当前状态为“{state}”，不能{action}", state=Msg(STATE_LABELS[state]), action=Msg(row.label)))
     if not parties(membership, task) & row.parties:
-        return _deny(f"您的身份不能{row.label}")
+        return _deny(Msg("您的身份不能{action}", action=Msg(row.label)))
     if task.children and action not in PARENT_ACTIONS:
         return _deny("该任务已分解交办，由各子任务办理")
     guard = _GUARDS.get(action)

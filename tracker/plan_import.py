@@ -324,8 +324,9 @@ def find_channel(s: Session, name: str) -> Channel:
         return channel
     known = list(s.scalars(select(Channel.name))) + list(s.scalars(select(ChannelAlias.alias)))
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.3)
-    hint = f"，是否为“{close[0]}”？" if close else ""
-    raise ActionError(f"问题来源“{name}”不存在{hint}")
+    if close:
+        raise ActionError("问题来源“{name}”不存在，是否为“{close}”？", name=name, close=close[0])
+    raise ActionError("问题来源“{name}”不存在", name=name)
 
 
 class _Units:

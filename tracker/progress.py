@@ -13,6 +13,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from tracker.i18n import N_
 from tracker.workflow import State
 
 ONE_DAY = dt.timedelta(days=1)
@@ -25,7 +26,7 @@ class Bucket(enum.StrEnum):
     behind = "behind"  # 滞后 (逾期 is a subset, flagged separately)
 
 
-BUCKET_LABELS = {Bucket.completed: "已完成", Bucket.on_schedule: "达到序时进度", Bucket.behind: "滞后"}
+BUCKET_LABELS = {Bucket.completed: N_("已完成"), Bucket.on_schedule: N_("达到序时进度"), Bucket.behind: N_("滞后")}
 
 # Actions whose events carry a new deadline in force (data["deadline"]).
 DEADLINE_ACTIONS = frozenset({"assign", "change_deadline", "reopen", "import"})
@@ -193,15 +194,15 @@ def classify(snap: Snapshot, period_start: dt.date, tolerance: int = DEFAULT_TOL
     reasons = []
     overdue = is_overdue(snap)
     if overdue:
-        reasons.append("逾期")
+        reasons.append(N_("逾期"))
     missed = [m for m in snap.milestones if m.due_on < snap.as_of and (m.met_on is None or m.met_on > snap.as_of)]
     if missed:
-        reasons.append("阶段目标未按期完成")
+        reasons.append(N_("阶段目标未按期完成"))
     planned = planned_percent_at(snap.milestones, snap.as_of)
     if planned is not None and snap.latest_percent is not None and snap.latest_percent < planned - tolerance:
-        reasons.append("进度低于计划")
+        reasons.append(N_("进度低于计划"))
     if snap.long_term and snap.deadline is None and is_unreported(snap, period_start):
-        reasons.append("本期未报送")
+        reasons.append(N_("本期未报送"))
     return Classification(Bucket.behind if reasons else Bucket.on_schedule, overdue, tuple(reasons))
 
 

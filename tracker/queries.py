@@ -14,11 +14,15 @@ from typing import Any
 from sqlalchemy import Select, exists, func, or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
+from tracker.i18n import N_, Msg
 from tracker.models import (
     Channel,
     EscalationRecord,
+    Event,
+    Evidence,
     ExtensionRequest,
     Membership,
+    ProgressReport,
     Region,
     Role,
     Round,
@@ -41,12 +45,14 @@ class TaskFilter:
     channel_id: int | None = None
     round_id: int | None = None
     region_id: int | None = None  # this region and its subtree
+    subtree: bool = True  # False: the region itself only (本级), not the regions below it
     unit_id: int | None = None  # lead or participant
+    lead_unit_id: int | None = None  # as 牵头单位 only (the dashboard and reports count by lead unit)
     states: list[str] = field(default_factory=list)
     deadline_from: dt.date | None = None
     deadline_to: dt.date | None = None
     q: str = ""
-    schedule: str = ""  # completed / on_schedule / behind / overdue / not_reported (today's values)
+    schedule: str = ""  # counted / completed / on_schedule / behind / overdue / not_reported (today's values)
     level: int | None = None  # 督办等级 (escalation level) exactly
     proposal: bool = False  # with an open escalation proposal (待决定的升级建议)
     closed_from: dt.date | None = None  # 销号日期 range, for closures per month
@@ -61,7 +67,9 @@ class TaskFilter:
             channel_id=_int(args.get("channel")),
             round_id=_int(args.get("round")),
             region_id=_int(args.get("region")),
+            subtree=args.get("subtree") != "0",
             unit_id=_int(args.get("unit")),
+            lead_unit_id=_int(args.get("lead_unit")),
             states=[st for st in args.getlist("state") if st in State.__members__],
             deadline_from=_date(args.get("deadline_from")),
             deadline_to=_date(args.get("deadline_to")),
@@ -92,18 +100,20 @@ def _date(value: str | None) -> dt.date | None:
 
 # 序时进度 filters on today's values kept on each task.
 SCHEDULE_FILTERS = {
-    "completed": ("已完成", Task.schedule == "completed"),
-    "on_schedule": ("达到序时进度", Task.schedule == "on_schedule"),
-    "behind": ("滞后", Task.schedule == "behind"),
-    "overdue": ("逾期", Task.overdue.is_(True)),
-    "not_reported": ("本期未报送", Task.not_reported.is_(True)),
+    # 纳入统计: 交办 and not 作废, split parents left out — the tasks the 序时进度 reports count (``schedule.compute``).
+    "counted": (N_("纳入统计"), Task.schedule.is_not(None)),
+    "completed": (N_("已完成"), Task.schedule == "completed"),
+    "on_schedule": (N_("达到序时进度"), Task.schedule == "on_schedule"),
+    "behind": (N_("滞后"), Task.schedule == "behind"),
+    "overdue": (N_("逾期"), Task.overdue.is_(True)),
+    "not_reported": (N_("本期未报送"), Task.not_reported.is_(True)),
 }
 
 # name -> (label, key expression, descending)
 SORTS: dict[str, tuple[str, Any, bool]] = {
-    "deadline": ("按整改时限", func.coalesce(Task.deadline, FAR_FUTURE), False),
-    "updated": ("按最近更新", Task.updated_at, True),
-    "code": ("按问题编号", Task.code, False),
+    "deadline": (N_("按整改时限"), func.coalesce(Task.deadline, FAR_FUTURE), False),
+    "updated": (N_("按最近更新"), Task.updated_at, True),
+    "code": (N_("按问题编号"), Task.code, False),
 }
 
 
@@ -135,7 +145,13 @@ def filtered_tasks(s: Session, membership: Membership, f: TaskFilter) -> Select[
 
 
 def _more_filters(query: Select[tuple[Task]], f: TaskFilter) -> Select[tuple[Task]]:
-    """The dashboard's click-through filters: escalation level, open proposals, closure dates, reopens."""
+    """The dashboard's click-through filters: escalation level, open proposals, closure dates, reopens,
+    本级 only, lead unit."""
+    if f.region_id and not f.subtree:
+        query = query.where(Task.region_id == f.region_id)
+    if f.lead_unit_id:
+        query = query.where(exists().where(TaskUnit.task_id == Task.id, TaskUnit.unit_id == f.lead_unit_id,
+                                           TaskUnit.role == "lead"))
     if f.level is not None:
         query = query.where(Task.escalation_level == f.level)
     if f.proposal:
@@ -201,8 +217,7 @@ def todo(s: Session, membership: Membership, limit: int = 200) -> list[tuple[Tas
         return []
     tasks = s.scalars(visible_tasks(membership).where(condition)
                       .order_by(func.coalesce(Task.deadline, FAR_FUTURE), Task.id).limit(limit)
-                      .options(selectinload(Task.task_units), selectinload(Task.children),
-                               selectinload(Task.extension_requests))).all()
+                      .options(*TODO_OPTIONS)).all()
     deciding = _proposals_decided_by(s, membership, [t.id for t in tasks])
     result = []
     for task in tasks:
@@ -235,6 +250,15 @@ def _todo_condition(membership: Membership):
     return None
 
 
+# What ``can`` reads of each task (its region, channel, the units that registered and assigned it with
+# their regions) and what the page shows, each in one query for the whole list.
+TODO_OPTIONS = (
+    selectinload(Task.task_units), selectinload(Task.children), selectinload(Task.extension_requests),
+    selectinload(Task.region), selectinload(Task.channel),
+    selectinload(Task.assigned_by_unit).selectinload(Unit.region),
+    selectinload(Task.registered_by_unit).selectinload(Unit.region),
+)
+
 # Actions that make a task "waiting for me".
 TODO_ACTIONS = ("assign", "sign", "submit_plan", "approve_plan", "decide_extension", "report", "submit",
                 "pre_verify", "close")
@@ -250,8 +274,12 @@ def region_choices(s: Session, membership: Membership) -> list[tuple[int, str]]:
 
 def unit_choices(s: Session, membership: Membership, *, anywhere: bool = False) -> list[tuple[int, str]]:
     query = (select(Unit).join(Region, Unit.region_id == Region.id) if anywhere else visible_units(membership))
-    units = s.scalars(query.where(Unit.active.is_(True)).order_by(Region.path, Unit.name)).all()
-    return [(u.id, u.name if u.region.level == 0 else f"{u.name}（{u.region.name}）") for u in units]
+    # Plain columns, region included: a province holds about a thousand units, and these lists are built
+    # on every list and task page (no ORM object, no lazy load per region).
+    rows = s.execute(query.where(Unit.active.is_(True)).order_by(Region.path, Unit.name)
+                     .with_only_columns(Unit.id, Unit.name, Region.level, Region.name.label("region_name"))).all()
+    return [(r.id, r.name if r.level == 0 else Msg("{unit}（{region}）", unit=r.name, region=r.region_name))
+            for r in rows]
 
 
 def channel_choices(s: Session) -> list[tuple[int, str]]:
@@ -260,6 +288,30 @@ def channel_choices(s: Session) -> list[tuple[int, str]]:
 
 def round_choices(s: Session) -> list[tuple[int, str]]:
     return [(r.id, r.name) for r in s.scalars(select(Round).order_by(Round.position, Round.id))]
+
+
+# Everything the task page shows of a task, each relation in one query whatever the length of its history
+# (tests/test_query_counts.py): units, milestones, reports with their files and authors, evidence, extensions.
+TASK_PAGE_OPTIONS = (
+    selectinload(Task.task_units).selectinload(TaskUnit.unit),
+    selectinload(Task.milestones),
+    selectinload(Task.reports).selectinload(ProgressReport.evidence),
+    selectinload(Task.reports).selectinload(ProgressReport.membership).selectinload(Membership.unit),
+    selectinload(Task.evidence).selectinload(Evidence.membership).selectinload(Membership.unit),
+    selectinload(Task.extension_requests),
+    selectinload(Task.children),
+)
+
+
+def visible_task(s: Session, membership: Membership, task_id: int) -> Task | None:
+    """One task within scope, with what its page shows (``TASK_PAGE_OPTIONS``); None when out of scope."""
+    return s.scalar(visible_tasks(membership).where(Task.id == task_id).options(*TASK_PAGE_OPTIONS))
+
+
+def timeline(s: Session, task: Task) -> list[Event]:
+    """The task's events in order, with who recorded each (membership, unit, user) in one query each."""
+    return s.scalars(select(Event).where(Event.task_id == task.id).order_by(Event.id).options(
+        selectinload(Event.membership).selectinload(Membership.unit), selectinload(Event.user))).all()
 
 
 def linked_tasks(s: Session, membership: Membership, task: Task) -> list[tuple[Task, str, str]]:

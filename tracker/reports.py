@@ -8,17 +8,19 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
-from sqlalchemy import select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from tracker.models import Channel, Region, Round, Task, TaskUnit
+from tracker.i18n import N_
+from tracker.models import Channel, Region, Round, Task, TaskUnit, Unit
 from tracker.progress import Bucket, Classification, Snapshot
-from tracker.schedule import classify_as_of, counted_candidates, snapshots_as_of
+from tracker.schedule import classify_as_of, compute, counted_candidates, load_context, snapshots_as_of
 from tracker.settings import TimeSettings
 
-GROUPINGS = {"channel-round": "按来源和批次", "region": "按地区", "unit": "按责任单位"}
-LOCAL_LEVEL = "本级"  # tasks of the report's own region, not of a child region
+GROUPINGS = {"channel-round": N_("按来源和批次"), "region": N_("按地区"), "unit": N_("按责任单位")}
+LOCAL_LEVEL = N_("本级")  # tasks of the report's own region, not of a child region
 # Cell names a drill-down may ask for, and the task test behind each.
 CELLS: dict[str, Callable[[Snapshot, Classification], bool]] = {
     "total": lambda snap, c: True,
@@ -28,6 +30,11 @@ CELLS: dict[str, Callable[[Snapshot, Classification], bool]] = {
     "overdue": lambda snap, c: c.overdue,
     "extended": lambda snap, c: snap.extended,
 }
+
+
+def cell_counts(snap: Snapshot, result: Classification) -> dict[str, int]:
+    """The cells one counted task adds 1 to (共 always, its bucket, 逾期 and 延期 when they hold)."""
+    return {cell: 1 for cell, test in CELLS.items() if test(snap, result)}
 
 
 @dataclass
@@ -52,6 +59,11 @@ class Row:
                 setattr(self, cell, getattr(self, cell) + 1)
                 self.task_ids[cell].append(task_id)
 
+    def add_counts(self, counts: dict[str, int]) -> None:
+        """Add counts of tasks counted elsewhere (the database), without their ids."""
+        for cell in CELLS:
+            setattr(self, cell, getattr(self, cell) + int(counts.get(cell) or 0))
+
     def as_json(self) -> dict:
         # Not dataclasses.asdict: on Python 3.11 it cannot copy the defaultdict of ``task_ids``.
         return {"group": list(self.group), **{cell: getattr(self, cell) for cell in CELLS},
@@ -67,8 +79,16 @@ class Report:
     total: Row
 
 
-def build(s: Session, region: Region, as_of: dt.date, by: str, settings: TimeSettings) -> Report:
-    """The report for ``region``'s subtree as of the end of ``as_of``, from the events (DESIGN §3)."""
+def build(s: Session, region: Region, as_of: dt.date, by: str, settings: TimeSettings, *,
+          today: dt.date | None = None) -> Report:
+    """The report for ``region``'s subtree as of the end of ``as_of``, from the events (DESIGN §3).
+
+    As of ``today`` (when the caller says which day that is) the figures come from the values kept on
+    each task instead, counted by the database (``GROUP BY``), with no replay (DESIGN §9): the same
+    figures, since those values are what the replay gives for today. Rows built so carry no task ids;
+    a drill-down asks without ``today``."""
+    if today is not None and as_of == today:
+        return _build_today(s, region, by, settings, today)
     tally = Tally(s, region, as_of, by)
     subtree = select(Region.id).where(Region.path.startswith(region.path, autoescape=True))
     tasks = s.scalars(counted_candidates(as_of).where(Task.region_id.in_(subtree)).options(
@@ -85,23 +105,96 @@ class Tally:
     """A report built task by task: ``build`` feeds it every counted task at once, the ledger export
     (``ledger.py``) batch by batch as it streams the tasks, so both give the same figures."""
 
-    def __init__(self, s: Session, region: Region, as_of: dt.date, by: str) -> None:
+    def __init__(self, s: Session, region: Region, as_of: dt.date, by: str, *, ids: bool = True) -> None:
         if by not in GROUPINGS:
             raise ValueError(by)
         self.region, self.as_of, self.by = region, as_of, by
+        self.ids = ids  # keep each cell's task ids (for a drill-down); the ledger needs only the counts
         self._key = _KEYS[by](s, region)
         # By region, every direct child and 本级 have a row, with or without tasks.
         self._rows: dict[tuple, Row] = {key: Row(group=names) for key, names in getattr(self._key, "fixed_rows", ())}
-        self.total = Row(group=["合计"])
+        self.total = Row(group=[N_("合计")])
 
     def add(self, task: Task, snap: Snapshot, result: Classification) -> None:
         """Count one task counted at ``as_of`` (its snapshot and classification at that date)."""
+        if not self.ids:
+            self.add_counts(task, cell_counts(snap, result))
+            return
         self.total.add(task.id, snap, result)
         for key, names in self._key(task):
             self._rows.setdefault(key, Row(group=names)).add(task.id, snap, result)
 
+    def add_counts(self, sample, counts: dict[str, int], *, total: bool = True) -> None:
+        """Counts of a group of tasks that share ``sample``'s grouping key (its channel and round, its
+        region, or its lead units)."""
+        if total:
+            self.total.add_counts(counts)
+        for key, names in self._key(sample):
+            self._rows.setdefault(key, Row(group=names)).add_counts(counts)
+
     def report(self) -> Report:
         return Report(self.region, self.as_of, self.by, [self._rows[k] for k in sorted(self._rows)], self.total)
+
+
+# --- today: the values kept on the tasks, counted by the database ----------------------------------------
+
+
+def _count(condition) -> object:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+KEPT_COUNTS = {
+    "total": func.count(),
+    "completed": _count(Task.schedule == Bucket.completed.value),
+    "on_schedule": _count(Task.schedule == Bucket.on_schedule.value),
+    "behind": _count(Task.schedule == Bucket.behind.value),
+    "overdue": _count(Task.overdue.is_(True)),
+    "extended": _count(Task.extension_count > 0),
+}
+
+
+def _build_today(s: Session, region: Region, by: str, settings: TimeSettings, today: dt.date) -> Report:
+    """Today's figures: one ``GROUP BY`` over the kept values of the tasks whose values hold today, plus
+    the few whose values are due to change today and were not refreshed yet, computed here."""
+    tally = Tally(s, region, today, by)
+    regions = {r.id: r for r in s.scalars(select(Region).where(Region.path.startswith(region.path, autoescape=True)))}
+    in_scope = Task.region_id.in_(list(regions))
+    current = Task.schedule.is_not(None) & or_(Task.next_check_on.is_(None), Task.next_check_on > today)
+    cells = [value.label(name) for name, value in KEPT_COUNTS.items()]
+    if by == "unit":
+        lead = (TaskUnit.task_id == Task.id) & (TaskUnit.role == "lead")
+        groups = s.execute(select(TaskUnit.unit_id, *cells).join(TaskUnit, lead).where(in_scope, current)
+                           .group_by(TaskUnit.unit_id)).all()
+        units = {u.id: u for u in s.scalars(select(Unit).where(Unit.id.in_([g.unit_id for g in groups]))
+                                            .options(selectinload(Unit.region)))}
+        for row in groups:
+            unit = units[row.unit_id]
+            sample = SimpleNamespace(task_units=[SimpleNamespace(role="lead", unit_id=unit.id, unit=unit)])
+            tally.add_counts(sample, row._asdict(), total=False)
+        tally.total.add_counts(s.execute(select(*cells).where(in_scope, current)).one()._asdict())
+    else:
+        keys = (Task.channel_id, Task.round_id) if by == "channel-round" else (Task.region_id,)
+        for row in s.execute(select(*keys, *cells).where(in_scope, current).group_by(*keys)):
+            values = row._asdict()
+            sample = SimpleNamespace(channel_id=values.get("channel_id"), round_id=values.get("round_id"),
+                                     region=regions.get(values.get("region_id")))
+            tally.add_counts(sample, values)
+    _add_unrefreshed(s, tally, in_scope, settings, today)
+    return tally.report()
+
+
+def _add_unrefreshed(s: Session, tally: Tally, in_scope, settings: TimeSettings, today: dt.date) -> None:
+    """Tasks whose kept values may have changed by today (``next_check_on``), before the day's refresh."""
+    ctx = load_context(s, settings)
+    query = select(Task).where(in_scope, Task.schedule.is_not(None), Task.next_check_on <= today).options(
+        selectinload(Task.milestones), selectinload(Task.children), selectinload(Task.region),
+        selectinload(Task.task_units).selectinload(TaskUnit.unit).selectinload(Unit.region))
+    for task in s.scalars(query):
+        values = compute(task, today, ctx)
+        if values["schedule"] is None:
+            continue
+        tally.add_counts(task, {"total": 1, values["schedule"]: 1, "overdue": int(values["overdue"]),
+                                "extended": int(task.extension_count > 0)})
 
 
 def _by_channel_round(s: Session, region: Region):
@@ -133,12 +226,15 @@ def _by_region(s: Session, region: Region):
 def _by_unit(s: Session, region: Region):
     # By the names of the unit's region chain, then its name: the same order in every installation.
     names = dict(s.execute(select(Region.id, Region.name)).all())
+    keys: dict[int, tuple] = {}  # unit id -> its row key, worked out once per unit
 
     def key(task: Task):
         for tu in task.task_units:
             if tu.role == "lead":
-                chain = tuple(names[int(p)] for p in tu.unit.region.path.strip("/").split("/") if p)
-                yield (chain, tu.unit.name, tu.unit_id), [tu.unit.name]
+                if tu.unit_id not in keys:
+                    chain = tuple(names[int(p)] for p in tu.unit.region.path.strip("/").split("/") if p)
+                    keys[tu.unit_id] = (chain, tu.unit.name, tu.unit_id)
+                yield keys[tu.unit_id], [keys[tu.unit_id][1]]
 
     return key
 

@@ -119,12 +119,11 @@ def due_tasks(s: Session, today: dt.date, after_id: int, limit: int = REFRESH_BA
     """The next batch of tasks whose values may change by ``today`` (set-based, by ``next_check_on``;
     for the scan also by ``escalation_check_on``)."""
     due = Task.next_check_on <= today
-    if escalation:
+    options = [selectinload(Task.milestones), selectinload(Task.children)]
+    if escalation:  # the scan also reads each task's region and lead units (who is told): one query each
         due = or_(due, Task.escalation_check_on <= today)
-    return s.scalars(
-        select(Task).where(due, Task.id > after_id).order_by(Task.id).limit(limit)
-        .options(selectinload(Task.milestones), selectinload(Task.children))
-    ).all()
+        options += [selectinload(Task.region), selectinload(Task.task_units)]
+    return s.scalars(select(Task).where(due, Task.id > after_id).order_by(Task.id).limit(limit).options(*options)).all()
 
 
 def write_values(s: Session, values: list[dict]) -> None:

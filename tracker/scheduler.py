@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from tracker import archive, calendars, db, escalation, outbox, settings
+from tracker import archive, calendars, db, escalation, jobs, outbox, settings
 from tracker.timeutil import SHANGHAI, local_date, utcnow
 from tracker.workdays import WorkCalendar
 
@@ -61,6 +61,7 @@ class JobSpec:
     workdays_only: bool = False  # skip days that are not 工作日 in the calendar table (调休 included)
     # A stricter rule for the days it runs (e.g. the first working day of a month); implies workdays_only.
     day_rule: Callable[[WorkCalendar, dt.date], bool] | None = None
+    max_instances: int = 1  # runs of this job allowed at once (a tick may start while a long one runs)
 
 
 def spec_runs_on(spec: JobSpec, calendar: WorkCalendar, day: dt.date) -> bool:
@@ -117,6 +118,24 @@ def mail_flush(app: Flask, now: dt.datetime) -> None:
         log.info("邮件投递：%s", result)
 
 
+def background_jobs(app: Flask, now: dt.datetime) -> None:
+    """Run the queued background jobs (后台任务: ledger exports, imports) until none is left. Runs may
+    overlap (``max_instances``): each claims its own job, so a long export does not hold up a small one."""
+    summary = jobs.run_pending(app)
+    if summary.count or summary.recovered:
+        log.info("%s", summary.describe())
+
+
+def jobs_cleanup(app: Flask, now: dt.datetime) -> None:
+    """Delete the background jobs' files older than JOBS_KEEP_DAYS."""
+    with app.app_context():
+        s = db.session()
+        with _transaction(s):
+            removed = jobs.cleanup(s, now, Path(app.config["JOBS_FOLDER"]), app.config["JOBS_KEEP_DAYS"])
+    if removed:
+        log.info("已删除%d个过期的后台任务文件", removed)
+
+
 JOBS: list[JobSpec] = [
     JobSpec("daily_scan", "刷新序时进度，执行督办扫描（预警，提出函告等督办建议并通知）",
             "每个工作日 08:30（北京时间；按工作日历，含调休上班日）",
@@ -127,6 +146,10 @@ JOBS: list[JobSpec] = [
             misfire_grace_time=6 * 3600, workdays_only=True, day_rule=archive.is_first_workday_of_month),
     JobSpec("mail_flush", "投递发件箱中到期的邮件", "每分钟",
             CronTrigger(minute="*", timezone=SHANGHAI), mail_flush, misfire_grace_time=60),
+    JobSpec("background_jobs", "运行排队的后台任务（台账导出、台账导入）", "每5秒",
+            CronTrigger(second="*/5", timezone=SHANGHAI), background_jobs, misfire_grace_time=5, max_instances=2),
+    JobSpec("jobs_cleanup", "删除超过保留天数的后台任务文件", "每天 03:00（北京时间）",
+            CronTrigger(hour=3, minute=0, timezone=SHANGHAI), jobs_cleanup, misfire_grace_time=6 * 3600),
 ]
 
 
@@ -197,7 +220,8 @@ def build_scheduler(app: Flask, jobs: Sequence[JobSpec] | None = None, now: dt.d
     for spec in JOBS if jobs is None else jobs:
         first = missed_run(spec, now) or spec.trigger.get_next_fire_time(None, now)
         scheduler.add_job(functools.partial(_scheduled, app, spec), spec.trigger, id=spec.name,
-                          name=spec.description, misfire_grace_time=spec.misfire_grace_time, next_run_time=first)
+                          name=spec.description, misfire_grace_time=spec.misfire_grace_time, next_run_time=first,
+                          max_instances=spec.max_instances)
     return scheduler
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tracker.audit import ActionError, record_event
+from tracker.i18n import Msg
 from tracker.models import Membership, Setting
 from tracker.progress import DEFAULT_TOLERANCE, ReportingRule
 
@@ -57,7 +58,7 @@ def set_reporting_period(s: Session, actor: Membership | None, now: dt.datetime,
 def set_number(s: Session, actor: Membership | None, now: dt.datetime, key: str, field: str, value: int,
                low: int, high: int, label: str) -> None:
     if not low <= int(value) <= high:
-        raise ActionError(f"{label}须在{low}到{high}之间")
+        raise ActionError("{label}须在{low}到{high}之间", label=Msg(label), low=low, high=high)
     _put(s, actor, now, key, {field: int(value)})
 
 

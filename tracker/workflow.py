@@ -10,9 +10,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from tracker.i18n import N_
+
 
 class State(enum.StrEnum):
-    """Where a task stands. Values are stored in the database; labels are Chinese."""
+    """Where a task stands. Values are stored in the database; labels are Chinese msgids."""
 
     pending = "pending"  # 待交办: registered, not yet handed to a unit
     assigned = "assigned"  # 已交办（待签收）: handed to the lead unit(s), waiting for 签收
@@ -24,13 +26,13 @@ class State(enum.StrEnum):
 
 
 STATE_LABELS: dict[State, str] = {
-    State.pending: "待交办",
-    State.assigned: "已交办（待签收）",
-    State.signed: "已签收（待报方案）",
-    State.rectifying: "整改中",
-    State.verifying: "待验收",
-    State.closed: "已销号",
-    State.cancelled: "已作废",
+    State.pending: N_("待交办"),
+    State.assigned: N_("已交办（待签收）"),
+    State.signed: N_("已签收（待报方案）"),
+    State.rectifying: N_("整改中"),
+    State.verifying: N_("待验收"),
+    State.closed: N_("已销号"),
+    State.cancelled: N_("已作废"),
 }
 
 # States in which work is still going on; deadline changes, cancel/merge and measures apply here.
@@ -71,27 +73,27 @@ _OPEN = tuple(OPEN_STATES)
 TRANSITIONS: dict[str, Transition] = {
     t.action: t
     for t in (
-        _t("register", "登记", [None], State.pending, [S], ["title", "region", "channel", "round"]),
-        _t("assign", "交办", [State.pending], State.assigned, [S], ["leads", "deadline"]),
-        _t("split", "分解交办", [State.pending], State.rectifying, [S], ["children"]),
-        _t("decline", "退办", [State.assigned], State.pending, [L], ["reason"]),
-        _t("sign", "签收", [State.assigned], State.signed, [L]),
-        _t("submit_plan", "报送整改方案", [State.signed], None, [L], ["target", "measures"]),
-        _t("approve_plan", "审核通过整改方案", [State.signed], State.rectifying, [S]),
-        _t("return_plan", "退回整改方案", [State.signed], None, [S], ["reason"]),
-        _t("report", "报送进展", [State.rectifying], None, [L, P], ["text"]),
-        _t("submit", "申请销号", [State.rectifying], State.verifying, [L], ["text", "evidence"]),
-        _t("pre_verify", "初验", [State.verifying], None, [S], ["opinion"]),
-        _t("return", "退回整改", [State.verifying], State.rectifying, [S], ["reason"]),
-        _t("close", "验收销号", [State.verifying], State.closed, [S], ["opinion", "closed_on"]),
-        _t("reopen", "重新整改", [State.closed], State.rectifying, [S], ["reason", "deadline"]),
-        _t("reassign", "改派", [State.assigned, State.signed, State.rectifying], State.assigned, [S], ["leads"]),
-        _t("cancel", "作废", _OPEN, State.cancelled, [S], ["reason"]),
-        _t("merge", "合并", _OPEN, State.cancelled, [S], ["reason", "merge_into"]),
-        _t("request_extension", "申请延期", [State.rectifying], None, [L], ["reason", "new_deadline"]),
-        _t("decide_extension", "审批延期", [State.rectifying], None, [S], ["decision"]),
-        _t("change_deadline", "调整时限", _OPEN, None, [S], ["reason", "deadline"]),
-        _t("confirm_measure", "督办措施", _OPEN, None, [S], ["level", "doc_no"]),
+        _t("register", N_("登记"), [None], State.pending, [S], ["title", "region", "channel", "round"]),
+        _t("assign", N_("交办"), [State.pending], State.assigned, [S], ["leads", "deadline"]),
+        _t("split", N_("分解交办"), [State.pending], State.rectifying, [S], ["children"]),
+        _t("decline", N_("退办"), [State.assigned], State.pending, [L], ["reason"]),
+        _t("sign", N_("签收"), [State.assigned], State.signed, [L]),
+        _t("submit_plan", N_("报送整改方案"), [State.signed], None, [L], ["target", "measures"]),
+        _t("approve_plan", N_("审核通过整改方案"), [State.signed], State.rectifying, [S]),
+        _t("return_plan", N_("退回整改方案"), [State.signed], None, [S], ["reason"]),
+        _t("report", N_("报送进展"), [State.rectifying], None, [L, P], ["text"]),
+        _t("submit", N_("申请销号"), [State.rectifying], State.verifying, [L], ["text", "evidence"]),
+        _t("pre_verify", N_("初验"), [State.verifying], None, [S], ["opinion"]),
+        _t("return", N_("退回整改"), [State.verifying], State.rectifying, [S], ["reason"]),
+        _t("close", N_("验收销号"), [State.verifying], State.closed, [S], ["opinion", "closed_on"]),
+        _t("reopen", N_("重新整改"), [State.closed], State.rectifying, [S], ["reason", "deadline"]),
+        _t("reassign", N_("改派"), [State.assigned, State.signed, State.rectifying], State.assigned, [S], ["leads"]),
+        _t("cancel", N_("作废"), _OPEN, State.cancelled, [S], ["reason"]),
+        _t("merge", N_("合并"), _OPEN, State.cancelled, [S], ["reason", "merge_into"]),
+        _t("request_extension", N_("申请延期"), [State.rectifying], None, [L], ["reason", "new_deadline"]),
+        _t("decide_extension", N_("审批延期"), [State.rectifying], None, [S], ["decision"]),
+        _t("change_deadline", N_("调整时限"), _OPEN, None, [S], ["reason", "deadline"]),
+        _t("confirm_measure", N_("督办措施"), _OPEN, None, [S], ["level", "doc_no"]),
     )
 }
 

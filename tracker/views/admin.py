@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -35,6 +34,7 @@ from tracker.forms import (
     UserForm,
     options,
 )
+from tracker.i18n import N_
 from tracker.models import (
     ROLE_LABELS,
     UNIT_KIND_LABELS,
@@ -47,10 +47,10 @@ from tracker.models import (
     Unit,
     User,
 )
-from tracker.operations import ActionError
 from tracker.permissions import can_admin_province, in_subtree, visible_regions, visible_units
 from tracker.queries import region_choices, unit_choices
 from tracker.timeutil import local_date, utcnow
+from tracker.views.common import attempt
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -60,20 +60,6 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 def _admins_only():
     if current_membership().role != "admin":
         abort(403)
-
-
-def _attempt(change: Callable[[], object], success: str) -> bool:
-    """Run one operation, commit or roll back, flash the outcome."""
-    s = db.session()
-    try:
-        change()
-        s.commit()
-    except ActionError as exc:
-        s.rollback()
-        flash(str(exc), "error")
-        return False
-    flash(success, "success")
-    return True
 
 
 def _user_in_scope_or_404(user_id: int) -> User:
@@ -98,7 +84,7 @@ def users():
         new = NewUser(form.username.data, form.display_name.data, form.password.data, form.email.data or "",
                       form.phone.data or "")
         unit = s.get(Unit, form.unit_id.data)
-        if _attempt(lambda: create_user(s, membership, utcnow(), new, unit, form.role.data,
+        if attempt(lambda: create_user(s, membership, utcnow(), new, unit, form.role.data,
                                         hash_method=current_app.config["PASSWORD_HASH_METHOD"]),
                     _("已创建用户 %(name)s", name=new.username)):
             return redirect(url_for("admin.users"))
@@ -117,7 +103,7 @@ def user(user_id: int):
     form.role.choices = options(_role_choices())
     if form.validate_on_submit():
         unit = s.get(Unit, form.unit_id.data)
-        if _attempt(lambda: add_membership(s, membership, utcnow(), account, unit, form.role.data), _("已授予身份")):
+        if attempt(lambda: add_membership(s, membership, utcnow(), account, unit, form.role.data), _("已授予身份")):
             return redirect(url_for("admin.user", user_id=user_id))
     return render_template("admin/user.html", account=account, form=form, reset=PasswordResetForm(prefix="p"),
                            button=CsrfOnlyForm())
@@ -129,7 +115,7 @@ def reset_password(user_id: int):
     account = _user_in_scope_or_404(user_id)
     form = PasswordResetForm(prefix="p")
     if form.validate_on_submit():
-        _attempt(lambda: set_password(s, membership, utcnow(), account, form.password.data,
+        attempt(lambda: set_password(s, membership, utcnow(), account, form.password.data,
                                       hash_method=current_app.config["PASSWORD_HASH_METHOD"]), _("密码已重置"))
     return redirect(url_for("admin.user", user_id=user_id))
 
@@ -139,7 +125,7 @@ def set_active(user_id: int, active: int):
     s, membership = db.session(), current_membership()
     account = _user_in_scope_or_404(user_id)
     if CsrfOnlyForm().validate_on_submit():
-        _attempt(lambda: set_user_active(s, membership, utcnow(), account, bool(active)), _("已保存"))
+        attempt(lambda: set_user_active(s, membership, utcnow(), account, bool(active)), _("已保存"))
     return redirect(url_for("admin.user", user_id=user_id))
 
 
@@ -150,7 +136,7 @@ def revoke(membership_id: int):
     if target is None or not in_subtree(membership, target.unit.region):
         abort(404)
     if CsrfOnlyForm().validate_on_submit():
-        _attempt(lambda: end_membership(s, membership, utcnow(), target), _("已停用该身份"))
+        attempt(lambda: end_membership(s, membership, utcnow(), target), _("已停用该身份"))
     return redirect(url_for("admin.user", user_id=target.user_id))
 
 
@@ -163,7 +149,7 @@ def units():
     if form.validate_on_submit():
         region = s.get(Region, form.region_id.data)
         aliases = [a for a in (form.aliases.data or "").replace("，", ",").split(",")]
-        if _attempt(lambda: create_unit(s, membership, utcnow(), form.name.data, region, form.kind.data, aliases),
+        if attempt(lambda: create_unit(s, membership, utcnow(), form.name.data, region, form.kind.data, aliases),
                     _("已添加单位")):
             return redirect(url_for("admin.units"))
     listed = s.scalars(visible_units(membership).order_by(Region.path, Unit.name)).all()
@@ -177,7 +163,7 @@ def regions():
     form.parent_id.choices = options(region_choices(s, membership))
     if form.validate_on_submit():
         parent = s.get(Region, form.parent_id.data)
-        if _attempt(lambda: create_region(s, membership, utcnow(), form.name.data, parent,
+        if attempt(lambda: create_region(s, membership, utcnow(), form.name.data, parent,
                                           is_zone=form.is_zone.data), _("已添加地区")):
             return redirect(url_for("admin.regions"))
     listed = s.scalars(visible_regions(membership).order_by(Region.path)).all()
@@ -193,7 +179,7 @@ def calendar():
     editable = can_admin_province(membership)
     if form.validate_on_submit() and editable:
         workday = {"holiday": False, "workday": True, "normal": None}[form.kind.data]
-        if _attempt(lambda: calendars.set_day(s, membership, utcnow(), form.day.data, workday, form.name.data or ""),
+        if attempt(lambda: calendars.set_day(s, membership, utcnow(), form.day.data, workday, form.name.data or ""),
                     _("工作日历已更新")):
             return redirect(url_for("admin.calendar", year=form.day.data.year))
     days = s.scalars(select(CalendarDay).where(CalendarDay.day.between(dt.date(year, 1, 1), dt.date(year, 12, 31)))
@@ -214,7 +200,7 @@ def calendar_import():
             text = form.file.data.read().decode("utf-8-sig", errors="strict")
             return calendars.import_year(s, membership, utcnow(), calendars.parse_csv(text), form.source.data or "")
         try:
-            _attempt(load, _("工作日历已导入并确认"))
+            attempt(load, _("工作日历已导入并确认"))
         except UnicodeDecodeError:
             s.rollback()
             flash(_("文件不是UTF-8编码的CSV"), "error")
@@ -227,7 +213,7 @@ def calendar_confirm(year: int, confirmed: int):
     if not can_admin_province(membership):
         abort(403)
     if CsrfOnlyForm().validate_on_submit():
-        _attempt(lambda: calendars.set_confirmed(s, membership, utcnow(), year, bool(confirmed)), _("已保存"))
+        attempt(lambda: calendars.set_confirmed(s, membership, utcnow(), year, bool(confirmed)), _("已保存"))
     return redirect(url_for("admin.calendar", year=year))
 
 
@@ -243,11 +229,11 @@ def time_settings():
             now = utcnow()
             settings.set_reporting_period(s, membership, now, form.every.data, form.due_day.data)
             settings.set_number(s, membership, now, "schedule_tolerance", "points", form.tolerance.data, 0, 100,
-                                "进度容差")
+                                N_("进度容差"))
             settings.set_number(s, membership, now, "immediate_workdays", "days", form.immediate_workdays.data,
-                                1, 60, "立行立改时限")
+                                1, 60, N_("立行立改时限"))
             schedule.refresh_all(s, local_date(now), settings.time_settings(s))
-        if _attempt(save, _("设置已保存")):
+        if attempt(save, _("设置已保存")):
             return redirect(url_for("admin.time_settings"))
     return render_template("admin/settings.html", form=form, editable=editable)
 
@@ -272,7 +258,7 @@ def mail_retry(mail_id: int):
     if mail is None:
         abort(404)
     if CsrfOnlyForm().validate_on_submit():
-        _attempt(lambda: outbox.retry(s, membership, utcnow(), mail), _("已重新排队，将在下次投递时发送"))
+        attempt(lambda: outbox.retry(s, membership, utcnow(), mail), _("已重新排队，将在下次投递时发送"))
     return redirect(url_for("admin.mail"))
 
 
@@ -290,7 +276,7 @@ def escalation_rules():
             for level, form in forms.items():
                 escalation.update_rule(s, membership, now, level, form.threshold.data, form.mode.data)
             schedule.refresh_all(s, local_date(now))
-        if _attempt(save, _("督办规则已保存")):
+        if attempt(save, _("督办规则已保存")):
             return redirect(url_for("admin.escalation_rules"))
     return render_template("admin/escalation.html", rules=rules, forms=forms, outer=outer, editable=editable,
                            unreachable=notify.unreachable_units(s, membership.unit.region))

@@ -11,20 +11,22 @@ from flask_login import current_user, login_required, login_user, logout_user
 from tracker import db
 from tracker.accounts import authenticate
 from tracker.auth import SessionUser, membership_by_id
+from tracker.babel import translate
 from tracker.forms import CsrfOnlyForm, LoginForm, SwitchMembershipForm, options
 from tracker.operations import ActionError
 from tracker.timeutil import utcnow
+from tracker.views.dashboard import landing_url
 
 bp = Blueprint("auth", __name__)
 
 
-def safe_next(target: str | None) -> str:
-    """Only a local path: ``?next=`` never leads off-site."""
+def safe_next(target: str | None, default: str | None = None) -> str:
+    """Only a local path: ``?next=`` never leads off-site (``default``, else 待办, instead)."""
     if not target:
-        return url_for("tasks.todo")
+        return default or url_for("tasks.todo")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return url_for("tasks.todo")
+        return default or url_for("tasks.todo")
     return target
 
 
@@ -41,11 +43,16 @@ def login():
             )
         except ActionError as exc:
             s.commit()  # the failed attempt is kept: it is what throttling counts
-            flash(str(exc), "error")
+            flash(translate(exc), "error")
             return render_template("login.html", form=form), 401
         s.commit()
-        next_url = safe_next(request.args.get("next"))
+        # Viewers (领导/查阅) start on 总览, everyone else on 待办.
+        first = next((m for m in user.memberships if m.active), None)
+        next_url = safe_next(request.args.get("next"), landing_url(first))
+        chosen_locale = session.get("locale")  # a language picked on the login page stays
         session.clear()  # no session fixation: a fresh session for the logged-in user
+        if chosen_locale:
+            session["locale"] = chosen_locale
         login_user(SessionUser(user))
         return redirect(next_url)
     return render_template("login.html", form=form)
@@ -54,8 +61,11 @@ def login():
 @bp.post("/logout")
 def logout():
     if CsrfOnlyForm().validate_on_submit():
+        chosen_locale = session.get("locale")
         logout_user()
         session.clear()
+        if chosen_locale:
+            session["locale"] = chosen_locale
     return redirect(url_for("auth.login"))
 
 
@@ -67,4 +77,4 @@ def switch_membership():
     if form.validate_on_submit() and membership_by_id(form.membership_id.data):
         session["membership_id"] = form.membership_id.data
         flash(_("已切换身份"), "info")
-    return redirect(url_for("tasks.todo"))
+    return redirect(url_for("tasks.index"))

@@ -1,4 +1,4 @@
-"""Error pages in Chinese; an out-of-scope task is a plain 404."""
+"""Error pages in the user's language; an out-of-scope task is a plain 404."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from tracker.i18n import N_
+
 MESSAGES = {
-    400: "请求无效",
-    401: "请先登录",
-    403: "您无权访问此页面",
-    404: "页面不存在，或不在您的管辖范围内",
-    405: "不支持该请求方式",
-    413: "上传的文件过大",
+    400: N_("请求无效"),
+    401: N_("请先登录"),
+    403: N_("您无权访问此页面"),
+    404: N_("页面不存在，或不在您的管辖范围内"),
+    405: N_("不支持该请求方式"),
+    413: N_("上传的文件过大"),
 }
 
 

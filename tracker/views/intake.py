@@ -1,13 +1,19 @@
-"""导入整改台账: the upload page for supervisors and admins. Validation and writing are ``intake``'s;
-the page shows its report (row, column, problem) and commits only a valid, non-dry-run import."""
+"""导入整改台账: the upload page for supervisors and admins. The workbook is stored under the jobs folder
+and imported by a background job (后台任务): validation and writing are ``intake``'s, and the job's page
+shows its report (row, column, problem). Nothing is written unless the whole file is valid."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import login_required
 
-from tracker import db, intake
+from tracker import db, intake, jobs, storage
+from tracker.audit import ActionError
 from tracker.auth import current_membership
+from tracker.babel import translate
 from tracker.forms import LedgerImportForm
 from tracker.models import Role
 from tracker.timeutil import utcnow
@@ -24,17 +30,21 @@ def upload():
     if membership.role not in IMPORT_ROLES:
         abort(403)
     form = LedgerImportForm()
-    report = None
     if form.validate_on_submit():
-        s = db.session()
-        upload_file = form.file.data
-        name = (upload_file.filename or "").replace("\\", "/").rsplit("/", 1)[-1] or None
-        report = intake.import_ledger(s, upload_file.stream, membership, utcnow(), name=name,
-                                      dry_run=form.dry_run.data, update=form.update.data,
-                                      create_missing=form.create_missing.data,
-                                      max_bytes=current_app.config["MAX_CONTENT_LENGTH"] or intake.MAX_FILE_BYTES)
-        if report.ok and not report.dry_run:
-            s.commit()
-        else:
+        s, folder, upload_file = db.session(), Path(current_app.config["JOBS_FOLDER"]), form.file.data
+        stored = storage.store(folder, upload_file.stream, kind="intake", filename=upload_file.filename or "",
+                               content_type=upload_file.mimetype or "")
+        options = {"dry_run": form.dry_run.data, "update": form.update.data,
+                   "create_missing": form.create_missing.data,
+                   "max_bytes": current_app.config["MAX_CONTENT_LENGTH"] or intake.MAX_FILE_BYTES}
+        try:
+            job = jobs.submit(s, membership, utcnow(), jobs.INTAKE, options, upload=stored)
+        except ActionError as exc:
             s.rollback()
-    return render_template("import.html", form=form, report=report)
+            storage.discard(folder, [stored])
+            flash(translate(exc), "error")
+            return render_template("import.html", form=form)
+        s.commit()
+        flash(_("文件已上传，正在后台校验和导入"), "success")
+        return redirect(url_for("jobs.detail", job_id=job.id))
+    return render_template("import.html", form=form)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import selectinload
 from tracker import db, escalation
 from tracker.audit import ActionError
 from tracker.auth import current_membership
+from tracker.babel import translate
 from tracker.forms import CsrfOnlyForm, RegionRestrictionForm, options
 from tracker.models import EscalationRecord, Notification, Region
 from tracker.queries import region_choices
@@ -59,7 +60,7 @@ def restrictions():
             return redirect(url_for("messages.restrictions"))
         except ActionError as exc:
             s.rollback()
-            flash(str(exc), "error")
+            flash(translate(exc), "error")
     records = s.scalars(select(EscalationRecord).where(EscalationRecord.task_id.is_(None))
                         .order_by(EscalationRecord.id.desc()).options(selectinload(EscalationRecord.region))).all()
     return render_template("restrictions.html", form=form, records=records, may_decide=may_decide)

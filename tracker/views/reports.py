@@ -10,14 +10,17 @@ import os
 import tempfile
 from pathlib import Path
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from tracker import archive, db, ledger, reports, settings
-from tracker.audit import record_event
+from tracker import archive, db, jobs, ledger, reports, settings
+from tracker.audit import ActionError, record_event
 from tracker.auth import current_membership
+from tracker.babel import translate
+from tracker.i18n import N_
 from tracker.models import LedgerArchive, Region, Task, TaskUnit
 from tracker.permissions import SUBTREE_ROLES, in_subtree, visible_tasks
 from tracker.queries import region_choices
@@ -25,8 +28,8 @@ from tracker.timeutil import local_date, utcnow
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
-CELL_LABELS = {"total": "共", "completed": "已完成", "on_schedule": "达到序时进度", "behind": "滞后",
-               "overdue": "其中逾期", "extended": "其中经批准延期"}
+CELL_LABELS = {"total": N_("共"), "completed": N_("已完成"), "on_schedule": N_("达到序时进度"), "behind": N_("滞后"),
+               "overdue": N_("其中逾期"), "extended": N_("其中经批准延期")}
 
 
 LEDGER_FORMATS = ("xlsx", "csv")
@@ -37,7 +40,7 @@ def _region() -> Region:
     membership = current_membership()
     if membership.role not in SUBTREE_ROLES:
         abort(403)
-    region = db.session().get(Region, request.args.get("region", type=int) or membership.unit.region_id)
+    region = db.session().get(Region, request.values.get("region", type=int) or membership.unit.region_id)
     if region is None or not in_subtree(membership, region):
         abort(404)
     return region
@@ -60,7 +63,7 @@ def index():
     region, as_of, by = _params()
     s = db.session()
     time = settings.time_settings(s)
-    report = reports.build(s, region, as_of, by, time)
+    report = reports.build(s, region, as_of, by, time, today=local_date(utcnow()))
     archived, changes = _against_archive(s, region, as_of, report, time)
     return render_template("reports/index.html", report=report, cells=CELL_LABELS, groupings=reports.GROUPINGS,
                            regions=region_choices(s, current_membership()), json=json,
@@ -74,7 +77,8 @@ def _against_archive(s, region: Region, as_of: dt.date, report, time):
                                                     LedgerArchive.as_of == as_of))
     if archived is None:
         return None, []
-    live = report if report.by == "channel-round" else reports.build(s, region, as_of, "channel-round", time)
+    live = report if report.by == "channel-round" else reports.build(s, region, as_of, "channel-round", time,
+                                                                     today=local_date(utcnow()))
     rows = [row.as_json() for row in [*live.rows, live.total]]
     return archived, archive.differences(archived, rows)
 
@@ -102,17 +106,21 @@ def tasks():
 
 
 
-@bp.route("/ledger")
+@bp.route("/ledger", methods=["GET", "POST"])
 @login_required
 def ledger_download():
-    """月度台账 of a region within the user's scope, built into a temporary file that is deleted once sent;
-    the download is security-logged (DESIGN §9)."""
+    """月度台账 of a region within the user's scope. A small one (the subtree holds at most
+    SYNC_EXPORT_MAX_TASKS tasks) is built in the request into a temporary file that is deleted once sent —
+    one click, no waiting for the queue; a larger one becomes a background job (后台任务), posted by the
+    page's form. The download is security-logged (DESIGN §9)."""
     region = _region()
-    fmt = request.args.get("format", "xlsx")
+    fmt = request.values.get("format", "xlsx")
     if fmt not in LEDGER_FORMATS:
         abort(404)
     s, now = db.session(), utcnow()
-    month = request.args.get("month") or local_date(now).strftime("%Y-%m")
+    month = request.values.get("month") or local_date(now).strftime("%Y-%m")
+    if not jobs.ledger_is_small(s, region, current_app.config["SYNC_EXPORT_MAX_TASKS"]):
+        return _ledger_job(s, region, month, fmt, now)
     handle, name = tempfile.mkstemp(prefix="ledger-", suffix=f".{fmt}")
     os.close(handle)
     path = Path(name)
@@ -120,7 +128,7 @@ def ledger_download():
         summary = ledger.export(s, region, month, path, today=local_date(now), settings=settings.time_settings(s))
     except ValueError as exc:
         path.unlink(missing_ok=True)
-        flash(str(exc), "error")
+        flash(translate(exc), "error")
         return redirect(url_for("reports.index", region=region.id))
     except Exception:
         path.unlink(missing_ok=True)
@@ -132,6 +140,23 @@ def ledger_download():
     as_of = summary.as_of
     return send_file(_DeletedOnClose(path), as_attachment=True,
                      download_name=f"{region.name}整改销号台账{as_of.year}年{as_of.month}月.{fmt}")
+
+
+def _ledger_job(s, region: Region, month: str, fmt: str, now: dt.datetime):
+    """Queue a large ledger as a background job and show its page. A link (GET) never queues work."""
+    if request.method != "POST":
+        flash(_("该台账较大，请在本页点击“下载”，在后台生成"), "info")
+        return redirect(url_for("reports.index", region=region.id))
+    try:
+        job = jobs.submit(s, current_membership(), now, jobs.LEDGER_EXPORT,
+                          {"region_id": region.id, "month": month, "format": fmt})
+    except ActionError as exc:
+        s.rollback()
+        flash(translate(exc), "error")
+        return redirect(url_for("reports.index", region=region.id))
+    s.commit()
+    flash(_("台账较大，已转入后台生成，可以离开本页，稍后在“我的后台任务”中下载"), "info")
+    return redirect(url_for("jobs.detail", job_id=job.id))
 
 
 class _DeletedOnClose(io.FileIO):

@@ -9,11 +9,12 @@ from flask_login import login_required
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
-from tracker import calendars, db, schedule, storage
+from tracker import calendars, closure, db, schedule, storage
 from tracker.audit import CONFLICT_MESSAGE
 from tracker.auth import current_membership
+from tracker.babel import translate
 from tracker.forms import ACTION_FORMS, EmptyForm, LinkForm, RegisterForm, SplitChildForm, TaskFieldsForm, options
-from tracker.models import Complainant, EscalationRecord, Event, Evidence, Task
+from tracker.models import Complainant, EscalationRecord, Evidence, Task
 from tracker.operations import (
     EDITABLE_FIELDS,
     ActionError,
@@ -36,10 +37,16 @@ from tracker.queries import (
     region_choices,
     round_choices,
     task_page,
+    timeline,
     unit_choices,
+    visible_task,
 )
 from tracker.queries import todo as todo_items
+from tracker.saved_filters import list_query
 from tracker.timeutil import local_date, utcnow
+from tracker.views import lists
+from tracker.views.closure import task_panels
+from tracker.views.dashboard import landing_url
 from tracker.workflow import STATE_LABELS, TRANSITIONS
 
 bp = Blueprint("tasks", __name__)
@@ -49,7 +56,7 @@ SAFE_TYPES = {"image/jpeg", "image/png", "application/pdf"}
 
 
 def _task_or_404(task_id: int) -> Task:
-    task = db.session().scalar(visible_tasks(current_membership()).where(Task.id == task_id))
+    task = visible_task(db.session(), current_membership(), task_id)
     if task is None:
         abort(404)
     return task
@@ -58,7 +65,7 @@ def _task_or_404(task_id: int) -> Task:
 @bp.route("/")
 @login_required
 def index():
-    return redirect(url_for("tasks.todo"))
+    return redirect(landing_url(current_membership()))
 
 
 @bp.route("/todo")
@@ -71,7 +78,15 @@ def todo():
 @bp.route("/tasks")
 @login_required
 def task_list():
+    """The list; opened without arguments it restores the membership's last filters (清除筛选 forgets them)."""
     s, membership = db.session(), current_membership()
+    if request.args.get("clear"):
+        lists.remember_query(membership, "")
+        return redirect(url_for("tasks.task_list"))
+    if not request.args and lists.remembered_query(membership):
+        return redirect(lists.list_url(lists.remembered_query(membership)))
+    query = list_query(request.args)
+    lists.remember_query(membership, query)
     f = TaskFilter.from_args(request.args)
     page = task_page(s, membership, f, request.args.get("after"), current_app.config["PAGE_SIZE"])
     args = {k: v for k, v in request.args.to_dict(flat=False).items() if k != "after"}
@@ -82,6 +97,7 @@ def task_list():
         first_url=url_for("tasks.task_list", **args),
         channels=channel_choices(s), rounds=round_choices(s), regions=region_choices(s, membership),
         units=unit_choices(s, membership, anywhere=membership.role == "unit"),
+        **lists.list_extras(s, membership, query),
     )
 
 
@@ -117,6 +133,8 @@ def _fill_choices(form, task: Task) -> None:
                                      if r.level > 1 and not r.against_region)
     if hasattr(form, "verifier_unit_id"):
         form.verifier_unit_id.choices = options([(0, _("本单位"))] + unit_choices(s, membership, anywhere=True))
+    if hasattr(form, "checklist"):
+        form.checklist.choices = options((c.id, c.text) for c in closure.checklist_for(s, task))
 
 
 def _render_detail(task: Task, failed: dict | None = None, status: int = 200):
@@ -124,7 +142,7 @@ def _render_detail(task: Task, failed: dict | None = None, status: int = 200):
     available = available_actions(membership, task)
     forms = {a: _action_form(a, task) for a in available if a in ACTION_FORMS}  # 分解交办 has its own page
     forms.update(failed or {})
-    events = s.scalars(select(Event).where(Event.task_id == task.id).order_by(Event.id)).all()
+    events = timeline(s, task)
     complainant = s.get(Complainant, task.id) if can_see_complainant(membership, task) else None
     timing = deadline_facts(calendars.load(s), task, local_date(utcnow()))
     records = s.scalars(select(EscalationRecord).where(EscalationRecord.task_id == task.id)
@@ -136,6 +154,7 @@ def _render_detail(task: Task, failed: dict | None = None, status: int = 200):
         can_split="split" in available, records=records,
         level_names={r.level: r.name for r in schedule.load_rules(s).values()},
         deadline_history=[e for e in events if e.action in DEADLINE_EVENTS],
+        **task_panels(s, membership, task, forms),
     ), status
 
 
@@ -166,7 +185,7 @@ def _apply(task: Task, action: str, form):
         storage.discard(folder, stored)
         return _render_detail(task, {action: form}, 409 if isinstance(failure[0], StaleDataError | ConflictError)
                               else 400)
-    flash(_("已办理：%(label)s", label=TRANSITIONS[action].label), "success")
+    flash(_("已办理：%(label)s", label=_(TRANSITIONS[action].label)), "success")
     return redirect(url_for("tasks.detail", task_id=task.id))
 
 
@@ -178,7 +197,7 @@ def _committed(change, failure: list[Exception] | None = None) -> bool:
         s.commit()
     except (ActionError, StaleDataError) as exc:
         s.rollback()
-        flash(str(exc) if isinstance(exc, ActionError) else CONFLICT_MESSAGE, "error")
+        flash(translate(exc) if isinstance(exc, ActionError) else translate(CONFLICT_MESSAGE), "error")
         if failure is not None:
             failure.append(exc)
         return False
@@ -214,7 +233,7 @@ def register():
             s.commit()
         except ActionError as exc:
             s.rollback()
-            flash(str(exc), "error")
+            flash(translate(exc), "error")
         else:
             flash(_("已登记问题 %(code)s", code=task.code), "success")
             return redirect(url_for("tasks.detail", task_id=task.id))
@@ -291,7 +310,7 @@ def link(task_id: int):
             flash(_("已关联"), "success")
         except ActionError as exc:
             s.rollback()
-            flash(str(exc), "error")
+            flash(translate(exc), "error")
     return redirect(url_for("tasks.detail", task_id=task.id))
 
 
