@@ -344,6 +344,16 @@ def test_the_main_pages_read_in_english_for_a_supervisor(english, client, world,
     assert read_in_english(client, s, paths) == {}
 
 
+def test_the_workbench_pages_read_in_english(english, client, world, s, ledger):
+    english_client(client, "sup_xt")
+    pending, assigned = ledger["pending"], ledger["assigned"]
+    paths = ["/jobs", "/profile", "/filters", "/recheck", "/recheck/reopen-rates",
+             f"/tasks/{ledger['closed'].id}/similar",
+             f"/tasks/bulk?action=assign&task={pending.id}:{pending.version}",
+             f"/tasks/bulk?action=reassign&task={assigned.id}:{assigned.version}"]
+    assert read_in_english(client, s, paths) == {}
+
+
 def test_the_main_pages_read_in_english_for_a_unit(english, client, world, s, ledger):
     english_client(client, "unit_yh")
     paths = ["/todo", "/tasks", "/messages", *(f"/tasks/{ledger[k].id}" for k in ("assigned", "rectifying"))]
@@ -354,7 +364,7 @@ def test_the_admin_pages_read_in_english(english, client, world, s, ledger):
     english_client(client, "admin_hn")
     paths = ["/admin/users", f"/admin/users/{world.user('sup_xt').id}", "/admin/units", "/admin/regions",
              "/admin/calendar", "/admin/calendar?year=2027", "/admin/settings", "/admin/escalation", "/admin/mail",
-             "/import"]
+             "/import", "/admin/closure"]
     assert read_in_english(client, s, paths) == {}
 
 

@@ -15,6 +15,7 @@ from tracker.audit import ActionError
 from tracker.auth import current_membership, membership_by_id
 from tracker.babel import translate
 from tracker.forms import CsrfOnlyForm, options
+from tracker.templating import membership_label
 from tracker.timeutil import utcnow
 
 bp = Blueprint("profile", __name__, url_prefix="/profile")
@@ -29,7 +30,7 @@ class TokenForm(FlaskForm):
 
 def _token_form() -> TokenForm:
     form = TokenForm()
-    form.membership_id.choices = options([(m.id, m.label) for m in current_user.memberships])
+    form.membership_id.choices = options([(m.id, membership_label(m)) for m in current_user.memberships if m.active])
     if form.membership_id.data is None:
         form.membership_id.data = current_membership().id
     return form
