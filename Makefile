@@ -23,6 +23,10 @@ $(STAMP): pyproject.toml
 assets: $(ASSETS)
 
 $(ASSETS): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "installing Debian nodejs and npm for the front-end assets"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
 	npm ci --no-audit --no-fund
 	mkdir -p static/vendor
 	cp node_modules/chart.js/LICENSE.md static/vendor/chart.js.LICENSE.md
