@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from config import TestConfig
 from tests.browser import CHROMIUM_ARGS, chromium_path
-from tracker import create_app, migrate
+from tracker import backup, create_app, migrate
 from tracker.accounts import NewUser, create_region, create_unit, create_user
 from tracker.models import Base, Channel, Membership, Region, Round, Task, Unit, User
 from tracker.operations import TaskFields, perform, register_task
@@ -91,21 +91,13 @@ def reference_rows(database_url):
 
 
 def _reset(engine, reference_rows) -> None:
+    tables = Base.metadata.sorted_tables
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-            conn.execute(text(f"TRUNCATE {names} CASCADE"))
-        else:
-            for table in reversed(Base.metadata.sorted_tables):
-                conn.execute(table.delete())
-        for table in Base.metadata.sorted_tables:
+        backup.clear_tables(conn, tables)
+        for table in tables:
             if table.name in reference_rows:
                 conn.execute(insert(table), reference_rows[table.name])
-        if conn.dialect.name == "postgresql":  # explicit ids were inserted: move the sequences past them
-            for table in Base.metadata.sorted_tables:
-                if "id" in table.c and table.c.id.primary_key:
-                    conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                                      f"COALESCE((SELECT MAX(id) FROM \"{table.name}\"), 0) + 1, false)"))
+        backup.reset_sequences(conn, tables)
 
 
 @pytest.fixture

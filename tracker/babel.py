@@ -18,7 +18,7 @@ from flask_login import current_user
 
 from tracker.i18n import LOCALES, Msg
 from tracker.paths import TRANSLATIONS_DIR
-from tracker.timeutil import SHANGHAI
+from tracker.timeutil import local_datetime
 
 __all__ = ["LOCALES", "select_locale", "translate"]
 
@@ -72,7 +72,7 @@ def format_moment(value: dt.datetime | None) -> str:
     """An instant in Beijing time: 2026年3月2日 09:00 / Mar 2, 2026 09:00."""
     if value is None:
         return ""
-    local = (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(SHANGHAI)
+    local = local_datetime(value)
     return f"{format_day(local.date())} {local:%H:%M}"
 
 

@@ -242,10 +242,10 @@ def restore(engine: Engine, folders: Folders, archive: Path, *, force: bool = Fa
     _prepare_schema(engine, revision, force)
     with tarfile.open(archive, "r:gz") as tar, engine.begin() as conn:
         tables = _reflect(conn)
-        _clear(conn, tables)
+        clear_tables(conn, tables)
         for table in tables:
             _load_table(conn, tar, table, f"tables/{table.name}.jsonl" in manifest["members"])
-        _reset_sequences(conn, tables)
+        reset_sequences(conn, tables)
         rows = {t.name: conn.scalar(select(func.count()).select_from(t)) for t in tables}
     files = _restore_files(archive, folders, manifest)
     migrate.upgrade(engine)
@@ -282,7 +282,8 @@ def _holds_data(conn: Connection) -> bool:
     return False
 
 
-def _clear(conn: Connection, tables: list[Table]) -> None:
+def clear_tables(conn: Connection, tables: list[Table]) -> None:
+    """Empty the tables (TRUNCATE on PostgreSQL; deletes in reverse dependency order elsewhere)."""
     if conn.dialect.name == "postgresql":
         names = ", ".join(f'"{t.name}"' for t in tables)
         conn.execute(text(f"TRUNCATE {names} CASCADE"))
@@ -340,12 +341,12 @@ def _load_table(conn: Connection, tar: tarfile.TarFile, table: Table, present: b
         conn.execute(update(table).where(table.c.id == row.pop("_pk")).values(**row))
 
 
-def _reset_sequences(conn: Connection, tables: list[Table]) -> None:
+def reset_sequences(conn: Connection, tables: list[Table]) -> None:
+    """After explicit ids were inserted, move PostgreSQL's id sequences past them."""
     if conn.dialect.name != "postgresql":
         return
     for table in tables:
-        if "id" in table.c and table.c.id.primary_key and conn.scalar(
-                text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table.name}):
+        if "id" in table.c and table.c.id.primary_key:  # setval(NULL, …) is NULL: no sequence, no change
             conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
                               f"COALESCE((SELECT MAX(id) FROM \"{table.name}\"), 0) + 1, false)"))
 

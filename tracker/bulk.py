@@ -22,6 +22,7 @@ from tracker.i18n import N_, Msg
 from tracker.models import Membership, Task, TaskUnit
 from tracker.operations import perform
 from tracker.permissions import visible_tasks
+from tracker.queries import TODO_OPTIONS
 
 # The actions a supervisor may take on several tasks at once.
 BULK_ACTIONS = ("assign", "reassign", "confirm_measure", "decide_extension")
@@ -64,9 +65,9 @@ def selected_ids(task_ids: Iterable[int]) -> list[int]:
 def load_selection(s: Session, actor: Membership, task_ids: Iterable[int]) -> tuple[list[Task], list[int]]:
     """The selected tasks the actor can see (in the order given) and the ids it cannot: one query."""
     ids = selected_ids(task_ids)
+    # what ``can`` and the forms read (units, children, extensions, the assigning level): one query each
     query = visible_tasks(actor).where(Task.id.in_(ids)).options(
-        selectinload(Task.task_units).selectinload(TaskUnit.unit), selectinload(Task.children),
-        selectinload(Task.extension_requests), selectinload(Task.region), selectinload(Task.channel))
+        *TODO_OPTIONS, selectinload(Task.task_units).selectinload(TaskUnit.unit))
     found = {t.id: t for t in s.scalars(query)}
     return [found[i] for i in ids if i in found], [i for i in ids if i not in found]
 
@@ -110,7 +111,7 @@ def _one(s: Session, actor: Membership, now: dt.datetime, task: Task, action: st
     task_id, code, title = task.id, task.code, task.title  # read before a rollback expires the task
     try:
         with s.begin_nested():
-            perform(s, task, action, actor, now, expected_version=version, **_params_for(task, action, params))
+            perform(s, task, action, actor, now, expected_version=version, **params)
     except ActionError as exc:
         result.refused.append(Refusal(task_id, code, title, getattr(exc, "msg", None) or str(exc)))
     except StaleDataError:
@@ -119,10 +120,3 @@ def _one(s: Session, actor: Membership, now: dt.datetime, task: Task, action: st
         result.done.append(task)
 
 
-def _params_for(task: Task, action: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The params for one task: 改派 without participants keeps each task's own (less the new leads)."""
-    own = dict(params)
-    if action == "reassign" and own.get("participants") is None:
-        leads = {int(i) for i in own.get("leads") or []}
-        own["participants"] = [u.id for u in task.participant_units if u.id not in leads]
-    return own

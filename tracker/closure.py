@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from tracker.audit import ActionError, record_event
 from tracker.i18n import N_
 from tracker.models import EVIDENCE_KINDS, Channel, ClosureCriterion, Evidence, Membership, Task
-from tracker.permissions import can_admin_province, in_scope
+from tracker.permissions import can_admin_province, visible_tasks
 
 MAX_TEXT = 500
 
@@ -210,11 +210,14 @@ def _duplicates(s: Session, membership: Membership, task: Task) -> list[Evidence
         return []
     with s.no_autoflush:  # a check never writes: files being attached stay pending
         others = s.scalars(select(Evidence).where(Evidence.sha256.in_(by_hash), Evidence.task_id != task.id)
-                           .order_by(Evidence.task_id, Evidence.id)).all()
+                           .order_by(Evidence.task_id, Evidence.id).options(selectinload(Evidence.task))).all()
+        # which of those tasks the membership may see: one query, not a scope check per file
+        seeable = set(s.scalars(visible_tasks(membership).with_only_columns(Task.id)
+                                .where(Task.id.in_({o.task_id for o in others})))) if others else set()
     flags: list[EvidenceFlag] = []
     seen: set[tuple[int, int | None]] = set()
     for other in others:
-        visible = other.task if in_scope(membership, other.task) else None
+        visible = other.task if other.task_id in seeable else None
         for e in by_hash[other.sha256]:
             key = (id(e), visible.id if visible else None)
             if key in seen:

@@ -220,18 +220,12 @@ def _held(claim: Claim) -> Update:
             .execution_options(synchronize_session=False))
 
 
-def _is_postgresql(s: Session) -> bool:
-    return s.get_bind().dialect.name == "postgresql"
-
-
 def claim(s: Session, now: dt.datetime, tries: int = 5) -> Claim | None:
     """Take the oldest queued job for this runner, or None; commits. The guarded UPDATE is what makes
     the claim exclusive; SKIP LOCKED only spares PostgreSQL runners from queueing on the same row."""
     for _ in range(tries):
         candidate = select(BackgroundJob.id).where(BackgroundJob.state == QUEUED).order_by(
-            BackgroundJob.id).limit(1)
-        if _is_postgresql(s):
-            candidate = candidate.with_for_update(skip_locked=True)
+            BackgroundJob.id).limit(1).with_for_update(skip_locked=True)  # SQLite leaves FOR UPDATE out
         job_id = s.scalar(candidate)
         if job_id is None:
             s.rollback()
@@ -316,9 +310,8 @@ class Heartbeat:
 def recover_stale(s: Session, now: dt.datetime) -> int:
     """Running jobs whose heartbeat stopped (the process died): queued again once, then failed. Commits."""
     cutoff = now - STALE_AFTER
-    query = select(BackgroundJob).where(BackgroundJob.state == RUNNING, BackgroundJob.heartbeat_at < cutoff)
-    if _is_postgresql(s):
-        query = query.with_for_update(skip_locked=True)
+    query = select(BackgroundJob).where(BackgroundJob.state == RUNNING, BackgroundJob.heartbeat_at < cutoff
+                                        ).with_for_update(skip_locked=True)
     count = 0
     for job in s.scalars(query.order_by(BackgroundJob.id)).all():
         attempts = int((job.result or {}).get("attempts", 1))

@@ -336,6 +336,11 @@ def _set_units(s: Session, task: Task, leads: Sequence[int], participants: Seque
 MAX_DEADLINE_YEARS = 30
 
 
+def _not_centuries_ahead(deadline: dt.date, today: dt.date) -> None:
+    if deadline.year > today.year + MAX_DEADLINE_YEARS:
+        raise ActionError("整改时限不能晚于{limit}年", limit=today.year + MAX_DEADLINE_YEARS)
+
+
 def _deadline(s: Session, params: dict[str, Any], today: dt.date) -> tuple[dt.date | None, str, str]:
     """The (date, kind, text) of a deadline given in a form: a date, 长期坚持, or the text as the
     government sheet writes it (2026年6月底前, 15个工作日内, 长期坚持 …), read by ``deadlines``."""
@@ -356,8 +361,7 @@ def _deadline(s: Session, params: dict[str, Any], today: dt.date) -> tuple[dt.da
         raise ActionError("整改时限不是有效日期")
     if deadline < today:
         raise ActionError("整改时限不能早于今天")
-    if deadline.year > today.year + MAX_DEADLINE_YEARS:
-        raise ActionError("整改时限不能晚于{limit}年", limit=today.year + MAX_DEADLINE_YEARS)
+    _not_centuries_ahead(deadline, today)
     return deadline, kind, text or f"{deadline.year}年{deadline.month}月{deadline.day}日前"
 
 
@@ -631,8 +635,14 @@ def _h_reopen(s, task, actor, now, params):
 
 
 def _h_reassign(s, task, actor, now, params):
+    """改派: new lead units; participants not given (None) keep the task's own, less the new leads."""
     before = [u.name for u in task.lead_units]
-    units = _set_units(s, task, params.get("leads") or [], params.get("participants") or [])
+    leads = params.get("leads") or []
+    participants = params.get("participants")
+    if participants is None:
+        chosen = {int(i) for i in leads}
+        participants = [u.id for u in task.participant_units if u.id not in chosen]
+    units = _set_units(s, task, leads, participants)
     task.signed_on = task.plan_submitted_on = task.plan_approved_on = None
     reason = (params.get("reason") or "").strip()
     return {"before": before, **units, "reason": reason}, None
@@ -664,8 +674,7 @@ def _h_request_extension(s, task, actor, now, params):
         raise ActionError("已超过整改时限，不能再申请延期，请联系督办人员调整时限")
     if new_deadline <= task.deadline:
         raise ActionError("延期后的时限须晚于现行时限")
-    if new_deadline.year > today.year + MAX_DEADLINE_YEARS:
-        raise ActionError("整改时限不能晚于{limit}年", limit=today.year + MAX_DEADLINE_YEARS)
+    _not_centuries_ahead(new_deadline, today)
     task.extension_requests.append(ExtensionRequest(
         membership_id=actor.id, requested_on=today, old_deadline=task.deadline, new_deadline=new_deadline,
         reason=reason, status="pending"))

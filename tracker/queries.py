@@ -165,6 +165,11 @@ def _more_filters(query: Select[tuple[Task]], f: TaskFilter) -> Select[tuple[Tas
     return query
 
 
+# What a list row shows: units, region, channel and round, one query each for the whole page.
+LIST_OPTIONS = (selectinload(Task.task_units).selectinload(TaskUnit.unit), selectinload(Task.region),
+                selectinload(Task.channel), selectinload(Task.round))
+
+
 @dataclass
 class Page:
     tasks: list[Task]
@@ -202,9 +207,7 @@ def task_page(s: Session, membership: Membership, f: TaskFilter, cursor: str | N
         pair, bound = tuple_(key, Task.id), tuple_(after[0], after[1])
         query = query.where(pair < bound if descending else pair > bound)
     order = (key.desc(), Task.id.desc()) if descending else (key.asc(), Task.id.asc())
-    rows = s.execute(query.order_by(*order).limit(size + 1).options(
-        selectinload(Task.task_units).selectinload(TaskUnit.unit), selectinload(Task.region),
-        selectinload(Task.channel), selectinload(Task.round))).all()
+    rows = s.execute(query.order_by(*order).limit(size + 1).options(*LIST_OPTIONS)).all()
     next_cursor = encode_cursor([rows[size - 1].sort_key, rows[size - 1][0].id]) if len(rows) > size else None
     counts = dict(s.execute(base.with_only_columns(Task.state, func.count()).group_by(Task.state)).all())
     return Page([r[0] for r in rows[:size]], next_cursor, sum(counts.values()), counts)

@@ -39,6 +39,7 @@ from tracker.models import (
 )
 from tracker.operations import perform
 from tracker.permissions import in_scope, in_subtree, region_prefix, visible_tasks
+from tracker.queries import TaskFilter, filtered_tasks
 from tracker.timeutil import local_date
 from tracker.workflow import State
 
@@ -66,26 +67,14 @@ def _require_supervisor(actor: Membership) -> None:
 
 def population(s: Session, actor: Membership, criteria: SampleCriteria, region: Region) -> Select[tuple[int]]:
     """Ids of the closed tasks a sample may draw: in scope and in ``region``'s subtree, matching the
-    criteria, not a split parent (its children are re-inspected), not waiting in another sample."""
-    child, area = aliased(Task), aliased(Region)
+    criteria (the task list's own filters), not a split parent (its children are re-inspected), not
+    waiting in another sample."""
+    child = aliased(Task)
     pending = exists().where(RecheckItem.task_id == Task.id, RecheckItem.result == "pending")
-    query = visible_tasks(actor).where(
-        Task.state == State.closed.value,
-        Task.region_id.in_(select(area.id).where(area.path.startswith(region.path, autoescape=True))),
-        ~exists().where(child.parent_id == Task.id),
-        ~pending,
-    )
-    if criteria.channel_id:
-        query = query.where(Task.channel_id == criteria.channel_id)
-    if criteria.round_id:
-        query = query.where(Task.round_id == criteria.round_id)
-    if criteria.unit_id:
-        query = query.where(exists().where(TaskUnit.task_id == Task.id, TaskUnit.unit_id == criteria.unit_id,
-                                           TaskUnit.role == "lead"))
-    if criteria.closed_from:
-        query = query.where(Task.closed_on >= criteria.closed_from)
-    if criteria.closed_to:
-        query = query.where(Task.closed_on <= criteria.closed_to)
+    listed = TaskFilter(channel_id=criteria.channel_id, round_id=criteria.round_id, region_id=region.id,
+                        lead_unit_id=criteria.unit_id, states=[State.closed.value],
+                        closed_from=criteria.closed_from, closed_to=criteria.closed_to)
+    query = filtered_tasks(s, actor, listed).where(~exists().where(child.parent_id == Task.id), ~pending)
     return query.with_only_columns(Task.id).order_by(Task.id)
 
 

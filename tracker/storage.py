@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -64,3 +65,18 @@ def path_of(folder: Path, stored_name: str) -> Path:
     if not stored_name.isalnum():
         raise ValueError("bad stored name")
     return folder / stored_name
+
+
+# Content types sent as themselves on download; anything else goes as application/octet-stream.
+SAFE_TYPES = {"image/jpeg", "image/png", "application/pdf"}
+
+
+def served_type(content_type: str) -> str:
+    return content_type if content_type in SAFE_TYPES else "application/octet-stream"
+
+
+def store_uploads(folder: Path, uploads: Iterable, kind: str) -> list[StoredFile]:
+    """Store each uploaded file (werkzeug ``FileStorage``) that has a name, as evidence of ``kind``."""
+    return [store(folder, upload.stream, kind=kind, filename=upload.filename,
+                  content_type=upload.mimetype or "application/octet-stream")
+            for upload in uploads if upload and upload.filename]

@@ -49,7 +49,7 @@ def _row(row: reports.Row) -> sc.ReportRowOut:
 def schedule_report(ctx: ApiContext, query: sc.ReportQuery) -> sc.ScheduleReportOut:
     region = _subtree_region(ctx, query.region)
     as_of = query.as_of or local_date(ctx.now)
-    built = reports.build(ctx.s, region, as_of, query.by, settings.time_settings(ctx.s))
+    built = reports.build(ctx.s, region, as_of, query.by, settings.time_settings(ctx.s), today=local_date(ctx.now))
     return sc.ScheduleReportOut(region=serialize.ref(region), as_of=as_of, by=query.by,
                                 rows=[_row(r) for r in built.rows], total=_row(built.total))
 

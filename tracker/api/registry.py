@@ -56,10 +56,7 @@ class ApiContext:
 
     def store_uploads(self, kind: str) -> None:
         """Store the uploads (after the idempotency check: a replayed call stores nothing)."""
-        folder = current_app.config["UPLOAD_FOLDER"]
-        for upload in self.uploads:
-            self.files.append(storage.store(folder, upload.stream, kind=kind, filename=upload.filename or "file",
-                                            content_type=upload.mimetype or "application/octet-stream"))
+        self.files.extend(storage.store_uploads(current_app.config["UPLOAD_FOLDER"], self.uploads, kind))
 
 
 @dataclass(frozen=True)
@@ -147,7 +144,8 @@ def dispatch(e: Endpoint, **path: str) -> Response:
         if e.body is not None:
             kwargs["body"], body_repr = read_body(e, ctx)
         key = idempotency.check_key(request.headers.get(idempotency.HEADER)) if e.method == "POST" else None
-        fp = idempotency.fingerprint(e.method, request.path, request.query_string.decode("latin-1"), body_repr)
+        if key is not None:  # only a call that may be retried needs its fingerprint
+            fp = idempotency.fingerprint(e.method, request.path, request.query_string.decode("latin-1"), body_repr)
         if key is not None and (earlier := idempotency.lookup(s, ctx.token.id, key, fp, ctx.now)) is not None:
             return finish(s, ctx, idempotency.replay(earlier))
         if ctx.uploads:

@@ -3,7 +3,6 @@ when visible, 信访人信息 only when ``can_see_complainant``."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from tracker import calendars, schedule
@@ -16,7 +15,6 @@ from tracker.models import (
     Channel,
     Complainant,
     EscalationRecord,
-    Event,
     LedgerArchive,
     Membership,
     Region,
@@ -26,7 +24,7 @@ from tracker.models import (
     Unit,
 )
 from tracker.permissions import available_actions, can_see_complainant, visible_tasks
-from tracker.queries import deadline_facts, linked_tasks
+from tracker.queries import deadline_facts, linked_tasks, timeline
 from tracker.templating import action_label
 from tracker.timeutil import local_date
 from tracker.workflow import STATE_LABELS, State
@@ -136,8 +134,7 @@ def progress_reports(task: Task) -> list[out.ProgressReportOut]:
 
 
 def events(s, task: Task) -> list[out.EventOut]:
-    rows = s.scalars(select(Event).where(Event.task_id == task.id).order_by(Event.id).options(
-        selectinload(Event.membership).selectinload(Membership.unit), selectinload(Event.user))).all()
+    rows = timeline(s, task)
     return [out.EventOut(id=e.id, action=e.action, action_label=action_label(e.action), from_state=e.from_state,
                          to_state=e.to_state, data=e.data or {}, actor=e.membership.label if e.membership else None,
                          user=e.user.display_name if e.user else None, recorded_at=e.recorded_at,

@@ -17,10 +17,9 @@ from tracker.api import serialize
 from tracker.api.problems import ApiError
 from tracker.api.registry import ApiContext, Endpoint, add, endpoint
 from tracker.models import EscalationRecord, Evidence, Role, Task
-from tracker.operations import EDITABLE_FIELDS, TaskFields, edit_task, perform, register_task
+from tracker.operations import TaskFields, edit_task, perform, register_task
 from tracker.permissions import parties, visible_tasks
-from tracker.queries import TaskFilter, decode_cursor, task_page
-from tracker.views.tasks import SAFE_TYPES  # types sent as themselves; others as octet-stream, as on the web
+from tracker.queries import LIST_OPTIONS, TaskFilter, decode_cursor, task_page, visible_task
 from tracker.workflow import TRANSITIONS, Party
 
 TAG = "tasks"
@@ -30,7 +29,8 @@ NOT_IN_SCOPE = "任务不存在，或不在您的管辖范围内"
 
 
 def task_or_404(ctx: ApiContext, task_id: int) -> Task:
-    task = ctx.s.scalar(visible_tasks(ctx.membership).where(Task.id == task_id))
+    """The task within scope with what its detail shows loaded (``queries.visible_task``), else 404."""
+    task = visible_task(ctx.s, ctx.membership, task_id)
     if task is None:
         raise ApiError("NOT_FOUND", NOT_IN_SCOPE)
     return task
@@ -84,8 +84,7 @@ def edit(ctx: ApiContext, task_id: int, body: sc.EditIn) -> sc.TaskDetail:
     task = task_or_404(ctx, task_id)
     if Party.supervisor not in parties(ctx.membership, task):
         raise ApiError("FORBIDDEN", "只有督办人员可以修改台账字段")
-    changes = body.model_dump(exclude_unset=True, exclude={"version"})
-    changes = {k: v for k, v in changes.items() if k in EDITABLE_FIELDS and v is not None}
+    changes = body.model_dump(exclude_unset=True, exclude_none=True, exclude={"version"})
     edit_task(ctx.s, task, ctx.membership, ctx.now, body.version, changes)
     return serialize.task_detail(ctx, task)
 
@@ -109,7 +108,7 @@ def download_evidence(ctx: ApiContext, evidence_id: int):
     path = storage.path_of(current_app.config["UPLOAD_FOLDER"], evidence.stored_name)
     if not path.is_file():
         raise ApiError("NOT_FOUND", "佐证材料文件不存在")
-    mimetype = evidence.content_type if evidence.content_type in SAFE_TYPES else "application/octet-stream"
+    mimetype = storage.served_type(evidence.content_type)
     return send_file(path, mimetype=mimetype, as_attachment=True, download_name=evidence.original_name)
 
 
@@ -139,7 +138,7 @@ def list_proposals(ctx: ApiContext) -> sc.ProposalList:
     records = ctx.s.scalars(select(EscalationRecord).where(
         EscalationRecord.status == "proposed", EscalationRecord.deciding_region_id == m.unit.region_id,
         EscalationRecord.task_id.in_(visible)).order_by(EscalationRecord.id).limit(500)
-        .options(selectinload(EscalationRecord.task))).all()
+        .options(selectinload(EscalationRecord.task).options(*LIST_OPTIONS))).all()
     names = serialize.level_names(ctx.s)
     return sc.ProposalList(items=[sc.ProposalOut(record=serialize.escalation(ctx.s, r, m, names),
                                                  task=serialize.task_summary(r.task)) for r in records])
@@ -156,11 +155,6 @@ def _with_files(ctx: ApiContext, task: Task, body: sc.ActionIn) -> dict[str, Any
     return {**_plain(ctx, task, body), "files": list(ctx.files)}
 
 
-def _reassign(ctx: ApiContext, task: Task, body: sc.ReassignIn) -> dict[str, Any]:
-    params = _plain(ctx, task, body)
-    if params["participants"] is None:  # 改派 keeps the participants unless they are given
-        params["participants"] = [u.id for u in task.participant_units]
-    return params
 
 
 # action -> (body model, English summary, takes files, params builder)
@@ -178,7 +172,7 @@ ACTIONS: dict[str, tuple[type[sc.ActionIn], str, bool, Callable[..., dict[str, A
     "return": (sc.ReasonIn, "Return for further rectification", False, _plain),
     "close": (sc.CloseIn, "Verify and close (four-eyes)", True, _with_files),
     "reopen": (sc.ReopenIn, "Reopen a closed task", False, _plain),
-    "reassign": (sc.ReassignIn, "Reassign to other lead units", False, _reassign),
+    "reassign": (sc.ReassignIn, "Reassign to other lead units", False, _plain),
     "cancel": (sc.ReasonIn, "Cancel", False, _plain),
     "merge": (sc.MergeIn, "Merge into another task (duplicate)", False, _plain),
     "request_extension": (sc.ExtensionRequestIn, "Request an extension", False, _plain),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tracker import closure, db, family, recheck
 from tracker.auth import current_membership
@@ -56,7 +56,8 @@ def checklists():
     channels = s.scalars(select(Channel).order_by(Channel.position, Channel.id)).all()
     channel = s.get(Channel, request.args.get("channel", type=int) or 0) or (channels[0] if channels else None)
     items = closure.criteria(s, channel.id, include_inactive=True) if channel else []
-    counts = {c.id: len(closure.criteria(s, c.id)) for c in channels}
+    counts = dict(s.execute(select(ClosureCriterion.channel_id, func.count()).where(ClosureCriterion.active)
+                            .group_by(ClosureCriterion.channel_id)).all())
     return render_template("admin/closure.html", channels=channels, channel=channel, items=items, counts=counts,
                            editable=closure.can_manage(current_membership()), add_form=CriterionForm(prefix="new"),
                            edit_forms={c.id: CriterionForm(prefix=f"c{c.id}", obj=c) for c in items},

@@ -18,13 +18,14 @@ from tracker.paths import STATIC_DIR
 from tracker.permissions import SUBTREE_ROLES, in_subtree
 from tracker.queries import region_choices
 from tracker.timeutil import local_date, utcnow
+from tracker.views.reports import CELL_LABELS as REPORT_CELLS
 
 bp = Blueprint("dashboard", __name__)
 
 # The chart library, installed from the npm registry by `make assets` and served from here.
 CHART_JS = "vendor/chart.umd.js"
-CELL_LABELS = {"total": "共", "completed": "已完成", "on_schedule": "达到序时进度", "behind": "滞后",
-               "overdue": "其中逾期"}
+# The report's columns the dashboard shows (its rows carry no 经批准延期 figure).
+CELL_LABELS = {key: REPORT_CELLS[key] for key in ("total", "completed", "on_schedule", "behind", "overdue")}
 # Bucket colours of the charts, matching the 序时进度 lights of the task pages.
 COLOURS = {"completed": "#a0aec0", "on_schedule": "#2f855a", "behind": "#d69e2e", "overdue": "#c0392b",
            "closed": "#1f6f50", "level": "#b7791f"}

@@ -52,7 +52,6 @@ from tracker.workflow import STATE_LABELS, TRANSITIONS
 bp = Blueprint("tasks", __name__)
 
 # Types a browser may show inline; everything else is sent as a plain download.
-SAFE_TYPES = {"image/jpeg", "image/png", "application/pdf"}
 
 
 def _task_or_404(task_id: int) -> Task:
@@ -208,13 +207,7 @@ def _store_uploads(form, folder) -> list[storage.StoredFile]:
     files = getattr(form, "files", None)
     if files is None:
         return []
-    kind = form.evidence_kind.data
-    stored = []
-    for upload in files.data or []:
-        if upload and upload.filename:
-            stored.append(storage.store(folder, upload.stream, kind=kind, filename=upload.filename,
-                                        content_type=upload.mimetype or "application/octet-stream"))
-    return stored
+    return storage.store_uploads(folder, files.data or [], form.evidence_kind.data)
 
 
 @bp.route("/tasks/new", methods=["GET", "POST"])
@@ -325,6 +318,6 @@ def download(evidence_id: int):
     path = storage.path_of(current_app.config["UPLOAD_FOLDER"], evidence.stored_name)
     if not path.is_file():
         abort(404)
-    mimetype = evidence.content_type if evidence.content_type in SAFE_TYPES else "application/octet-stream"
+    mimetype = storage.served_type(evidence.content_type)
     return send_file(path, mimetype=mimetype, as_attachment=True, download_name=evidence.original_name)
 
