@@ -149,6 +149,9 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Bumped to end every existing session (deactivation, password or role change).
     session_generation: Mapped[int] = mapped_column(Integer, default=0)
+    # Set by an admin's forced reset: the user must choose a new password before anything else.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # The user's language: zh_Hans_CN (default) or en; switchable from the top bar.
     locale: Mapped[str] = mapped_column(String(16), default="zh_Hans_CN", server_default="zh_Hans_CN")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -515,9 +518,34 @@ class Event(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     effective_on: Mapped[dt.date] = mapped_column(Date)
+    # Tamper evidence: SHA-256 over the previous event's hash in the same chain (per task, or per
+    # entity for events without a task) and this event's fields; PostgreSQL refuses UPDATE/DELETE.
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
 
     membership: Mapped[Membership | None] = relationship()
     user: Mapped[User | None] = relationship()
+
+
+class SecurityLog(Base):
+    """Security-relevant events (logins, membership and role changes, exports and downloads),
+    kept at least six months and shown to admins. Not business history: that is ``Event``."""
+
+    __tablename__ = "security_log"
+    __table_args__ = (
+        Index("ix_security_log_at", "at"),
+        Index("ix_security_log_kind_at", "kind", "at"),
+        Index("ix_security_log_user_id_at", "user_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(40))  # login_ok, login_failed, membership_added, export, download, …
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    username: Mapped[str] = mapped_column(String(80), default="")
+    membership_id: Mapped[int | None] = mapped_column(ForeignKey("membership.id", ondelete="SET NULL"))
+    remote_addr: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class LoginAttempt(Base):
