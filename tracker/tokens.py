@@ -6,7 +6,11 @@ that membership acts on the web: a revoked token, a deactivated user or an ended
 Failed checks are written to ``login_attempt`` (under a username of their own) and throttled per
 address, so guessing tokens from one address soon answers "too many requests".
 
-Like ``operations``: actor and now come in, every change writes an ``Event``, nothing commits.
+Whatever ends a user's web sessions revokes their tokens too (``revoke_all``, called by ``accounts``), and
+while an admin's forced reset waits for the user's new password every token of theirs is refused.
+
+Like ``operations``: actor and now come in, every change writes an ``Event`` and a security-log entry,
+nothing commits.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tracker import securitylog
 from tracker.audit import ActionError, record_event
 from tracker.models import ApiToken, LoginAttempt, Membership, User
 
@@ -31,6 +36,7 @@ LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 MAX_NAME_LENGTH = 100
 UNAUTHORIZED_MESSAGE = "API令牌无效、已撤销或已停用"
 THROTTLED_MESSAGE = "API令牌校验失败次数过多，请{minutes}分钟后再试"
+PASSWORD_CHANGE_MESSAGE = "管理员已重置该用户的密码：请先登录网页设置新密码，在此之前API令牌不可用"
 
 
 class TokenThrottled(ActionError):
@@ -39,6 +45,10 @@ class TokenThrottled(ActionError):
 
 class TokenInvalid(ActionError):
     """The presented token is unknown, revoked, or its user or membership is no longer active."""
+
+
+class PasswordChangeRequired(TokenInvalid):
+    """The token is sound, but its user must first set a new password on the web (an admin's forced reset)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ def hash_token(secret: str) -> str:
 
 
 def create_token(s: Session, actor: Membership, now: dt.datetime, user: User, membership: Membership,
-                 name: str) -> NewToken:
+                 name: str, *, remote_addr: str = "") -> NewToken:
     """Make a token for ``user`` acting as ``membership`` (one of the user's own active memberships)."""
     name = (name or "").strip()
     if not name:
@@ -72,19 +82,39 @@ def create_token(s: Session, actor: Membership, now: dt.datetime, user: User, me
     s.flush()
     record_event(s, actor, now, "create_token", entity="api_token", entity_id=token.id,
                  data={"name": name, "prefix": token.prefix, "membership": membership.label})
+    securitylog.record(s, "token_created", now=now, user=user, membership=actor, remote_addr=remote_addr,
+                       detail={"name": name, "prefix": token.prefix, "token_membership": membership.label})
     return NewToken(token, secret)
 
 
-def revoke_token(s: Session, actor: Membership, now: dt.datetime, token: ApiToken) -> None:
+def revoke_token(s: Session, actor: Membership, now: dt.datetime, token: ApiToken, *, remote_addr: str = "") -> None:
     """撤销: the token fails from now on; the row stays for the record."""
     if token.user_id != actor.user_id:
         raise ActionError("只能撤销自己的API令牌")
     if token.revoked_at is not None:
         raise ActionError("该令牌已撤销")
+    _revoke(s, actor, now, token, reason="by_user", remote_addr=remote_addr)
+    s.flush()
+
+
+def revoke_all(s: Session, actor: Membership | None, now: dt.datetime, user: User, *, reason: str,
+               remote_addr: str = "") -> int:
+    """Revoke every token of ``user`` not yet revoked (their sessions were ended: ``reason`` says why)."""
+    live = list(s.scalars(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))))
+    for token in live:
+        _revoke(s, actor, now, token, reason=reason, remote_addr=remote_addr)
+    s.flush()
+    return len(live)
+
+
+def _revoke(s: Session, actor: Membership | None, now: dt.datetime, token: ApiToken, *, reason: str,
+            remote_addr: str) -> None:
     token.revoked_at = now
     record_event(s, actor, now, "revoke_token", entity="api_token", entity_id=token.id,
-                 data={"name": token.name, "prefix": token.prefix})
-    s.flush()
+                 data={"name": token.name, "prefix": token.prefix, "reason": reason})
+    securitylog.record(s, "token_revoked", now=now, user=token.user, membership=actor, remote_addr=remote_addr,
+                       detail=securitylog.actor_detail(actor, token.user, name=token.name, prefix=token.prefix,
+                                                       reason=reason))
 
 
 def tokens_of(s: Session, user: User) -> list[ApiToken]:
@@ -112,6 +142,8 @@ def authenticate(s: Session, secret: str, remote_addr: str, now: dt.datetime, *,
         s.add(LoginAttempt(username=FAILED_TOKEN_USERNAME, remote_addr=remote_addr[:64], success=False, at=now))
         s.flush()
         raise TokenInvalid(UNAUTHORIZED_MESSAGE)
+    if token.user.must_change_password:  # not a failed check: the token is sound, its user must act first
+        raise PasswordChangeRequired(PASSWORD_CHANGE_MESSAGE)
     last = token.last_used_at
     if last is None or _aware(last) <= now - LAST_USED_RESOLUTION:
         token.last_used_at = now

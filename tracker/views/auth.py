@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
-from tracker import db
+from tracker import db, securitylog
 from tracker.accounts import authenticate
-from tracker.auth import SessionUser, membership_by_id
+from tracker.auth import SessionUser, clear_session, mark_seen, membership_by_id
 from tracker.babel import translate
 from tracker.forms import CsrfOnlyForm, LoginForm, SwitchMembershipForm, options
 from tracker.operations import ActionError
@@ -22,12 +22,25 @@ bp = Blueprint("auth", __name__)
 
 def safe_next(target: str | None, default: str | None = None) -> str:
     """Only a local path: ``?next=`` never leads off-site (``default``, else 待办, instead)."""
-    if not target:
-        return default or url_for("tasks.todo")
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if not target or not is_local_path(target):
         return default or url_for("tasks.todo")
     return target
+
+
+def is_local_path(target: str) -> bool:
+    """A path on this site. Browsers drop tabs and newlines and read ``\\`` as ``/`` before the query, so
+    ``/\\evil.com`` and ``/<tab>/evil.com`` lead off-site as ``//evil.com`` does; encoded forms are checked
+    decoded as well."""
+    if any(ch.isspace() or not ch.isprintable() for ch in target):
+        return False
+    for candidate in (target, unquote(target)):
+        path = candidate.split("?", 1)[0].split("#", 1)[0]
+        if any(ch.isspace() or not ch.isprintable() for ch in path):
+            return False
+        parts = urlsplit(candidate)
+        if parts.scheme or parts.netloc or not path.startswith("/") or path.startswith("//") or "\\" in path:
+            return False
+    return True
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -49,11 +62,11 @@ def login():
         # Viewers (领导/查阅) start on 总览, everyone else on 待办.
         first = next((m for m in user.memberships if m.active), None)
         next_url = safe_next(request.args.get("next"), landing_url(first))
-        chosen_locale = session.get("locale")  # a language picked on the login page stays
-        session.clear()  # no session fixation: a fresh session for the logged-in user
-        if chosen_locale:
-            session["locale"] = chosen_locale
+        # No session fixation: nothing of the session from before the login survives (a language picked on
+        # the login page stays); the cookie Flask signs anew holds only what the logged-in session sets.
+        clear_session()
         login_user(SessionUser(user))
+        mark_seen()
         return redirect(next_url)
     return render_template("login.html", form=form)
 
@@ -61,11 +74,12 @@ def login():
 @bp.post("/logout")
 def logout():
     if CsrfOnlyForm().validate_on_submit():
-        chosen_locale = session.get("locale")
+        if current_user.is_authenticated:
+            s = db.session()
+            securitylog.record(s, "logout", now=utcnow(), user=current_user.user, remote_addr=request.remote_addr or "")
+            s.commit()
         logout_user()
-        session.clear()
-        if chosen_locale:
-            session["locale"] = chosen_locale
+        clear_session()
     return redirect(url_for("auth.login"))
 
 

@@ -1,20 +1,22 @@
-"""个人设置: the user's personal API tokens — listed, created (the token is shown once) and revoked."""
+"""个人设置: the user's own password (修改密码), and personal API tokens — listed, created (the token is shown
+once) and revoked."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, login_user
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
 from tracker import db, tokens
+from tracker.accounts import change_own_password
 from tracker.audit import ActionError
-from tracker.auth import current_membership, membership_by_id
+from tracker.auth import SessionUser, current_membership, mark_seen, membership_by_id
 from tracker.babel import translate
-from tracker.forms import CsrfOnlyForm, options
+from tracker.forms import CsrfOnlyForm, PasswordChangeForm, options
 from tracker.templating import membership_label
 from tracker.timeutil import utcnow
 
@@ -60,7 +62,8 @@ def create_token():
     try:
         if membership is None:
             raise ActionError("所选身份不存在或已停用")
-        made = tokens.create_token(s, current_membership(), utcnow(), current_user.user, membership, form.name.data)
+        made = tokens.create_token(s, current_membership(), utcnow(), current_user.user, membership, form.name.data,
+                                   remote_addr=request.remote_addr or "")
         s.commit()
     except ActionError as exc:
         s.rollback()
@@ -78,10 +81,35 @@ def revoke_token(token_id: int):
         abort(404)
     if CsrfOnlyForm().validate_on_submit():
         try:
-            tokens.revoke_token(s, current_membership(), utcnow(), token)
+            tokens.revoke_token(s, current_membership(), utcnow(), token, remote_addr=request.remote_addr or "")
             s.commit()
             flash(_("已撤销令牌“%(name)s”", name=token.name), "success")
         except ActionError as exc:
             s.rollback()
             flash(translate(exc), "error")
     return redirect(url_for("profile.index"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    """修改密码; after an admin's forced reset every page leads here until it is done (``auth``)."""
+    form = PasswordChangeForm()
+    user = current_user.user
+    if form.validate_on_submit():
+        s = db.session()
+        try:
+            change_own_password(s, current_membership() if current_user.memberships else None, utcnow(), user,
+                                form.current.data, form.password.data, remote_addr=request.remote_addr or "",
+                                hash_method=current_app.config["PASSWORD_HASH_METHOD"])
+            s.commit()
+        except ActionError as exc:
+            s.rollback()
+            flash(translate(exc), "error")
+            return render_template("password.html", form=form, forced=user.must_change_password), 400
+        login_user(SessionUser(user))  # this session goes on under the new generation; every other one ended
+        mark_seen()
+        flash(_("密码已修改；其他设备上的登录已退出，API令牌已全部撤销"), "success")
+        return redirect(url_for("tasks.index"))
+    return render_template("password.html", form=form, forced=user.must_change_password), (
+        400 if form.is_submitted() else 200)
