@@ -15,6 +15,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
+from markupsafe import escape
 from wtforms import (
     BooleanField,
     DateField,
@@ -28,19 +29,29 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from tracker.babel import translate
 from tracker.models import CATEGORIES, DEADLINE_KINDS, EVIDENCE_KINDS, TASK_KINDS
 
 REQUIRED = _l("此项必填")
+# A task id typed into a form: ids are 32-bit in the database (a longer number would overflow its driver).
+TASK_ID = NumberRange(1, 2**31 - 1, _l("没有这个编号的任务"))
+
+
+class _Label(LazyString):
+    """An option's label, translated when shown and escaped like any text: flask_babel's ``LazyString``
+    claims to be markup (``__html__`` returns it raw), and these labels carry names users typed."""
+
+    def __html__(self) -> str:
+        return escape(str(self))
 
 
 def options(pairs) -> list[SelectChoice]:
     """(value, label) pairs as WTForms choices. Labels show in the user's language when the catalogue
     knows them (roles, kinds, measures …); names of units and regions are data and come back as they are."""
-    return [SelectChoice(value, LazyString(translate, label) if isinstance(label, str) else label)
+    return [SelectChoice(value, _Label(translate, label) if isinstance(label, str) else label)
             for value, label in pairs]
 
 
@@ -99,6 +110,15 @@ def _deadline_fields():
         DateField(_l("整改时限"), validators=[Optional()]),
         StringField(_l("时限要求（原文）"), validators=[Length(max=200)], description=_l("如：2026年6月底前")),
     )
+
+
+def posted_version(field) -> int:
+    """The task version a form was made from; anything but a number is a version no task has (-1), so the
+    operation answers with the conflict message (已被他人修改，请刷新后重试)."""
+    try:
+        return int(str(field.data).strip())
+    except (TypeError, ValueError):
+        return -1
 
 
 class ActionForm(FlaskForm):
@@ -216,7 +236,7 @@ class ReassignForm(ActionForm):
 
 
 class MergeForm(ActionForm):
-    merge_into = IntegerField(_l("保留的任务（编号ID）"), validators=[InputRequired(message=REQUIRED)])
+    merge_into = IntegerField(_l("保留的任务（编号ID）"), validators=[InputRequired(message=REQUIRED), TASK_ID])
     reason = TextAreaField(_l("合并理由"), validators=[_required(), Length(max=5000)])
 
 
@@ -278,17 +298,21 @@ class SplitChildForm(FlaskForm):
 
 
 class LinkForm(FlaskForm):
-    other_id = IntegerField(_l("关联任务ID"), validators=[InputRequired(message=REQUIRED)])
+    other_id = IntegerField(_l("关联任务ID"), validators=[InputRequired(message=REQUIRED), TASK_ID])
     note = StringField(_l("说明"), validators=[Length(max=500)])
 
 
 # --- administration --------------------------------------------------------------------------------
 
 
+# One address, name@host.domain, nothing else (WTForms' Email needs the email_validator package, not installed).
+EMAIL = Regexp(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;.]+\Z", message=_l("邮箱格式不对"))
+
+
 class UserForm(FlaskForm):
     username = StringField(_l("用户名"), validators=[_required(), Length(max=80)])
     display_name = StringField(_l("姓名"), validators=[_required(), Length(max=100)])
-    email = StringField(_l("电子邮箱"), validators=[Optional(), Email(message=_l("邮箱格式不对")), Length(max=200)])
+    email = StringField(_l("电子邮箱"), validators=[Optional(), Length(max=200), EMAIL])
     phone = StringField(_l("电话"), validators=[Length(max=50)])
     password = PasswordField(_l("初始密码"), validators=[_required(), Length(max=200)])
     unit_id = SelectField(_l("单位"), coerce=int)
@@ -302,6 +326,24 @@ class MembershipForm(FlaskForm):
 
 class PasswordResetForm(FlaskForm):
     password = PasswordField(_l("新密码"), validators=[_required(), Length(max=200)])
+    temporary = BooleanField(_l("临时密码：用户登录后须立即修改"), default=True)
+
+
+class RoleChangeForm(FlaskForm):
+    role = SelectField(_l("新角色"))
+
+
+class PasswordChangeForm(FlaskForm):
+    """修改密码 by the user: the current one, and the new one twice."""
+
+    current = PasswordField(_l("当前密码"), validators=[_required(), Length(max=200)])
+    password = PasswordField(_l("新密码"), validators=[_required(), Length(max=200)],
+                             description=_l("至少10个字符，须同时包含字母和数字（或含符号），不能包含用户名"))
+    confirm = PasswordField(_l("再次输入新密码"), validators=[_required(), Length(max=200)])
+
+    def validate_confirm(self, field) -> None:
+        if field.data != self.password.data:
+            raise ValidationError(gettext("两次输入的新密码不一致"))
 
 
 class UnitForm(FlaskForm):
