@@ -10,8 +10,11 @@
   while the mail is sent; on SQLite (which ignores FOR UPDATE) the guarded UPDATE takes the
   database's write lock, so the second flusher waits and then finds the row changed.
 - Temporary failures (4xx, a dropped connection, a timeout) are retried with backoff (1, 2, 4 …
-  minutes, at most 60) up to ``MAX_ATTEMPTS``; permanent ones (5xx) fail at once. When the server
-  cannot be reached, the batch stops and every due mail is put back with its attempt counted.
+  minutes, at most 60) up to ``MAX_ATTEMPTS`` — about five days of trying, like an MTA's queue
+  lifetime, so a relay that is down or refusing over a weekend or a long holiday loses nothing;
+  permanent ones (5xx) fail at once. When the server cannot be reached, or drops the connection or
+  stops answering in the middle of a mail, the batch stops (a slow server costs one timeout per
+  flush, not one per mail) and every due mail is put back with its attempt counted.
 - With no ``MAIL_SERVER`` (the embedded default) each message is written to ``MAIL_FOLDER`` as a
   ``.eml`` file.
 - ``retry`` lets a province admin put a failed mail back in the queue (with an audit event).
@@ -41,8 +44,10 @@ from tracker.models import Membership, OutboxMail
 from tracker.permissions import can_admin_province
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"  # OutboxMail.status
-MAX_ATTEMPTS = 12
 MAX_BACKOFF_MINUTES = 60
+GIVE_UP_DAYS = 5  # a temporary failure fails the mail after about this long (Postfix's maximal_queue_lifetime)
+# 1 + 2 + … + 32 minutes, then hourly: the attempts that fit in GIVE_UP_DAYS.
+MAX_ATTEMPTS = 6 + 24 * GIVE_UP_DAYS
 SMTP_TIMEOUT = 30  # seconds, for every socket operation of the SMTP conversation
 SMTPS_PORT = 465  # MAIL_USE_TLS on this port means implicit TLS (SMTPS) instead of STARTTLS
 MESSAGE_ID_DOMAIN = "zhenggai.tracker"
@@ -326,7 +331,11 @@ class SmtpTransport:
             if getattr(exc, "smtp_code", 0) == 421:  # the server is closing the connection
                 self._drop()
             raise
-        except OSError:  # disconnected or timed out: the conversation's state is unknown
+        except (smtplib.SMTPServerDisconnected, TimeoutError, ConnectionError) as exc:
+            # Dropped or timed out half way: the server is in trouble, not this mail. Stop the batch.
+            self._drop()
+            raise ServerUnavailable(classify(exc).message) from exc
+        except OSError:  # any other failure: the conversation's state is unknown
             self._drop()
             raise
 
