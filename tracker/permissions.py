@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, exists, select
+from sqlalchemy import Select, exists, or_, select
 
 from tracker.i18n import Msg
 from tracker.models import Membership, Region, Role, Task, TaskUnit, Unit
@@ -64,6 +64,14 @@ def visible_tasks(membership: Membership | None) -> Select[tuple[Task]]:
 def visible_regions(membership: Membership) -> Select[tuple[Region]]:
     """Regions in the membership's subtree (its own region and below)."""
     return select(Region).where(Region.path.startswith(region_prefix(membership), autoescape=True))
+
+
+def concerning_regions(membership: Membership) -> Select[tuple[int]]:
+    """Ids of the regions whose region-wide measures (区域限批) concern the membership: its subtree and the
+    regions above it (a measure against 湘潭市 concerns 雨湖区), never a neighbour's."""
+    prefix = region_prefix(membership)
+    above = [int(part) for part in prefix.strip("/").split("/") if part]
+    return select(Region.id).where(or_(Region.path.startswith(prefix, autoescape=True), Region.id.in_(above)))
 
 
 def visible_units(membership: Membership) -> Select[tuple[Unit]]:

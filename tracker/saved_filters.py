@@ -42,6 +42,11 @@ def filters_of(s: Session, user_id: int) -> list[SavedFilter]:
                           .order_by(SavedFilter.name, SavedFilter.id)))
 
 
+def filter_of(s: Session, user_id: int, filter_id: int) -> SavedFilter | None:
+    """One of the user's own filters; None for another user's (the pages answer 404, as for a token)."""
+    return s.scalar(select(SavedFilter).where(SavedFilter.id == filter_id, SavedFilter.user_id == user_id))
+
+
 def save_filter(s: Session, actor: Membership, now: dt.datetime, name: str, query: str) -> SavedFilter:
     """保存筛选: the list's current query string under a name of the user's own."""
     name = _name(name)

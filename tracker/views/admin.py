@@ -9,10 +9,11 @@ from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
 
-from tracker import calendars, db, escalation, notify, outbox, schedule, settings
+from tracker import calendars, db, escalation, ladder, notify, outbox, schedule, settings
 from tracker.accounts import (
     NewUser,
     add_membership,
+    change_role,
     create_region,
     create_unit,
     create_user,
@@ -29,6 +30,7 @@ from tracker.forms import (
     MembershipForm,
     PasswordResetForm,
     RegionForm,
+    RoleChangeForm,
     SettingsForm,
     UnitForm,
     UserForm,
@@ -70,6 +72,12 @@ def _user_in_scope_or_404(user_id: int) -> User:
     return user
 
 
+def _read_only_unless(editable: bool) -> None:
+    """Nation- and province-wide settings: other admins read the page, and their POST is refused (403)."""
+    if request.method == "POST" and not editable:
+        abort(403)
+
+
 def _role_choices():
     return list(ROLE_LABELS.items())
 
@@ -85,13 +93,14 @@ def users():
                       form.phone.data or "")
         unit = s.get(Unit, form.unit_id.data)
         if attempt(lambda: create_user(s, membership, utcnow(), new, unit, form.role.data,
-                                        hash_method=current_app.config["PASSWORD_HASH_METHOD"]),
+                                        hash_method=current_app.config["PASSWORD_HASH_METHOD"],
+                                        remote_addr=request.remote_addr or ""),
                     _("已创建用户 %(name)s", name=new.username)):
             return redirect(url_for("admin.users"))
     unit_ids = select(Unit.id).where(Unit.id.in_(visible_units(membership).with_only_columns(Unit.id)))
     listed = s.scalars(select(User).join(Membership).where(Membership.unit_id.in_(unit_ids)).distinct()
                        .order_by(User.username)).all()
-    return render_template("admin/users.html", form=form, users=listed)
+    return render_template("admin/users.html", form=form, users=listed), 400 if form.errors else 200
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
@@ -103,10 +112,13 @@ def user(user_id: int):
     form.role.choices = options(_role_choices())
     if form.validate_on_submit():
         unit = s.get(Unit, form.unit_id.data)
-        if attempt(lambda: add_membership(s, membership, utcnow(), account, unit, form.role.data), _("已授予身份")):
+        if attempt(lambda: add_membership(s, membership, utcnow(), account, unit, form.role.data,
+                                          remote_addr=request.remote_addr or ""), _("已授予身份")):
             return redirect(url_for("admin.user", user_id=user_id))
+    role_form = RoleChangeForm(prefix="r")
+    role_form.role.choices = options(_role_choices())
     return render_template("admin/user.html", account=account, form=form, reset=PasswordResetForm(prefix="p"),
-                           button=CsrfOnlyForm())
+                           button=CsrfOnlyForm(), role_form=role_form), 400 if form.errors else 200
 
 
 @bp.post("/users/<int:user_id>/password")
@@ -116,7 +128,9 @@ def reset_password(user_id: int):
     form = PasswordResetForm(prefix="p")
     if form.validate_on_submit():
         attempt(lambda: set_password(s, membership, utcnow(), account, form.password.data,
-                                      hash_method=current_app.config["PASSWORD_HASH_METHOD"]), _("密码已重置"))
+                                      temporary=form.temporary.data, remote_addr=request.remote_addr or "",
+                                      hash_method=current_app.config["PASSWORD_HASH_METHOD"]),
+                _("密码已重置，该用户须登录后立即修改") if form.temporary.data else _("密码已重置"))
     return redirect(url_for("admin.user", user_id=user_id))
 
 
@@ -125,7 +139,8 @@ def set_active(user_id: int, active: int):
     s, membership = db.session(), current_membership()
     account = _user_in_scope_or_404(user_id)
     if CsrfOnlyForm().validate_on_submit():
-        attempt(lambda: set_user_active(s, membership, utcnow(), account, bool(active)), _("已保存"))
+        attempt(lambda: set_user_active(s, membership, utcnow(), account, bool(active),
+                                        remote_addr=request.remote_addr or ""), _("已保存"))
     return redirect(url_for("admin.user", user_id=user_id))
 
 
@@ -136,7 +151,23 @@ def revoke(membership_id: int):
     if target is None or not in_subtree(membership, target.unit.region):
         abort(404)
     if CsrfOnlyForm().validate_on_submit():
-        attempt(lambda: end_membership(s, membership, utcnow(), target), _("已停用该身份"))
+        attempt(lambda: end_membership(s, membership, utcnow(), target, remote_addr=request.remote_addr or ""),
+                _("已停用该身份"))
+    return redirect(url_for("admin.user", user_id=target.user_id))
+
+
+@bp.post("/memberships/<int:membership_id>/role")
+def set_role(membership_id: int):
+    """变更角色 of one membership (same unit); the user's sessions and API tokens end."""
+    s, membership = db.session(), current_membership()
+    target = s.get(Membership, membership_id)
+    if target is None or not in_subtree(membership, target.unit.region):
+        abort(404)
+    form = RoleChangeForm(prefix="r")
+    form.role.choices = options(_role_choices())
+    if form.validate_on_submit():
+        attempt(lambda: change_role(s, membership, utcnow(), target, form.role.data,
+                                    remote_addr=request.remote_addr or ""), _("已变更角色"))
     return redirect(url_for("admin.user", user_id=target.user_id))
 
 
@@ -153,7 +184,7 @@ def units():
                     _("已添加单位")):
             return redirect(url_for("admin.units"))
     listed = s.scalars(visible_units(membership).order_by(Region.path, Unit.name)).all()
-    return render_template("admin/units.html", form=form, units=listed)
+    return render_template("admin/units.html", form=form, units=listed), 400 if form.errors else 200
 
 
 @bp.route("/regions", methods=["GET", "POST"])
@@ -168,15 +199,18 @@ def regions():
             return redirect(url_for("admin.regions"))
     listed = s.scalars(visible_regions(membership).order_by(Region.path)).all()
     return render_template("admin/regions.html", form=form, regions=listed,
-                           base_level=membership.unit.region.level)
+                           base_level=membership.unit.region.level), 400 if form.errors else 200
 
 
 @bp.route("/calendar", methods=["GET", "POST"])
 def calendar():
     s, membership = db.session(), current_membership()
     year = request.args.get("year", type=int) or local_date(utcnow()).year
+    if not 1900 <= year <= 2200:  # a date outside these years is a typing error, not a calendar
+        year = local_date(utcnow()).year
     form = CalendarDayForm(prefix="d")
     editable = can_admin_province(membership)
+    _read_only_unless(editable)
     if form.validate_on_submit() and editable:
         workday = {"holiday": False, "workday": True, "normal": None}[form.kind.data]
         if attempt(lambda: calendars.set_day(s, membership, utcnow(), form.day.data, workday, form.name.data or ""),
@@ -224,6 +258,7 @@ def time_settings():
     form = SettingsForm(data={"every": current.reporting.every, "due_day": current.reporting.due_day,
                               "tolerance": current.tolerance, "immediate_workdays": current.immediate_workdays})
     editable = can_admin_province(membership)
+    _read_only_unless(editable)
     if form.validate_on_submit() and editable:
         def save():
             now = utcnow()
@@ -267,8 +302,12 @@ def escalation_rules():
     s, membership = db.session(), current_membership()
     rules = s.scalars(select(EscalationRule).order_by(EscalationRule.level)).all()
     editable = can_admin_province(membership)
-    forms = {r.level: LadderRuleForm(prefix=f"r{r.level}", data={"threshold": r.threshold_workdays, "mode": r.mode})
-             for r in rules if r.mode != "manual"}
+    _read_only_unless(editable)
+    # 预警 has no mode to choose (the scan applies it; the page shows no select): its form carries a valid
+    # placeholder, which ``update_rule`` ignores — with its stored "scan" the whole page could never be saved.
+    forms = {r.level: LadderRuleForm(prefix=f"r{r.level}", data={
+        "threshold": r.threshold_workdays, "mode": r.mode if r.level > ladder.WARNING else "auto"})
+        for r in rules if r.mode != "manual"}
     outer = CsrfOnlyForm()
     if editable and outer.validate_on_submit() and all(f.validate() for f in forms.values()):
         def save():

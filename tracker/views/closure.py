@@ -19,11 +19,12 @@ from tracker.forms import (
     SimilarRowForm,
     options,
 )
+from tracker.inputs import small_int
 from tracker.models import Channel, ClosureCriterion, RecheckItem, Task
 from tracker.permissions import SUBTREE_ROLES, can_edit, visible_tasks
-from tracker.queries import channel_choices, region_choices, round_choices, unit_choices
+from tracker.queries import channel_choices, region_choices, round_choices
 from tracker.timeutil import utcnow
-from tracker.views.common import attempt
+from tracker.views.common import attempt, unit_picker
 
 bp = Blueprint("closure", __name__)
 
@@ -54,7 +55,7 @@ def checklists():
     _role_or_403("admin")
     s = db.session()
     channels = s.scalars(select(Channel).order_by(Channel.position, Channel.id)).all()
-    channel = s.get(Channel, request.args.get("channel", type=int) or 0) or (channels[0] if channels else None)
+    channel = s.get(Channel, request.args.get("channel", type=small_int) or 0) or (channels[0] if channels else None)
     items = closure.criteria(s, channel.id, include_inactive=True) if channel else []
     counts = dict(s.execute(select(ClosureCriterion.channel_id, func.count()).where(ClosureCriterion.active)
                             .group_by(ClosureCriterion.channel_id)).all())
@@ -64,8 +65,15 @@ def checklists():
                            button=CsrfOnlyForm())
 
 
-def _criterion_or_404(criterion_id: int) -> ClosureCriterion:
+def _manager_or_403() -> None:
+    """Changing a checklist: province admins only (other admins read it; their POST is refused)."""
     _role_or_403("admin")
+    if not closure.can_manage(current_membership()):
+        abort(403)
+
+
+def _criterion_or_404(criterion_id: int) -> ClosureCriterion:
+    _manager_or_403()
     criterion = db.session().get(ClosureCriterion, criterion_id)
     if criterion is None:
         abort(404)
@@ -79,7 +87,7 @@ def _back(channel_id: int):
 @bp.post("/admin/closure/<int:channel_id>")
 @login_required
 def add_criterion(channel_id: int):
-    _role_or_403("admin")
+    _manager_or_403()
     s = db.session()
     channel = s.get(Channel, channel_id) or abort(404)
     form = CriterionForm(prefix="new")
@@ -136,7 +144,7 @@ def _draw_form() -> RecheckDrawForm:
     form.channel_id.choices = options(everything + channel_choices(s))
     form.round_id.choices = options(everything + round_choices(s))
     form.region_id.choices = options(everything + region_choices(s, membership))
-    form.unit_id.choices = options(everything + unit_choices(s, membership))
+    unit_picker(form.unit_id, s, membership, first=everything)
     return form
 
 
@@ -145,6 +153,8 @@ def _draw_form() -> RecheckDrawForm:
 def samples():
     _role_or_403(*SUBTREE_ROLES)
     s, membership = db.session(), current_membership()
+    if request.method == "POST" and membership.role != "supervisor":
+        abort(403)  # viewers and admins read the samples; only supervisors draw them
     form = _draw_form()
     if membership.role == "supervisor" and form.validate_on_submit():
         criteria = recheck.SampleCriteria(
@@ -196,7 +206,7 @@ def record(item_id: int):
 def reopen_rates():
     _role_or_403(*SUBTREE_ROLES)
     s, membership = db.session(), current_membership()
-    channel_id, round_id = request.args.get("channel", type=int), request.args.get("round", type=int)
+    channel_id, round_id = request.args.get("channel", type=small_int), request.args.get("round", type=small_int)
     rows, total = recheck.reopen_rates(s, membership, channel_id=channel_id, round_id=round_id)
     return render_template("recheck/rates.html", rows=rows, total=total, channel_id=channel_id, round_id=round_id,
                            channels=channel_choices(s), rounds=round_choices(s))
@@ -209,7 +219,7 @@ def _similar_row(index: int, source: Task) -> SimilarRowForm:
     s, membership = db.session(), current_membership()
     row = SimilarRowForm(prefix=f"r{index}")
     row.region_id.choices = options([(0, "—")] + region_choices(s, membership))
-    row.leads.choices = options(unit_choices(s, membership))
+    unit_picker(row.leads, s, membership)
     if row.deadline_text.data is None and not row.is_submitted():
         row.deadline_text.data = source.deadline_text
     return row

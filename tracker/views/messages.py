@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select, update
@@ -14,6 +14,7 @@ from tracker.auth import current_membership
 from tracker.babel import translate
 from tracker.forms import CsrfOnlyForm, RegionRestrictionForm, options
 from tracker.models import EscalationRecord, Notification, Region
+from tracker.permissions import concerning_regions
 from tracker.queries import region_choices
 from tracker.timeutil import utcnow
 
@@ -44,13 +45,16 @@ def mark_read():
 @bp.route("/restrictions", methods=["GET", "POST"])
 @login_required
 def restrictions():
-    """区域限批: province supervisors record it against a region; everyone in scope may read."""
+    """区域限批: province supervisors record it against a region; everyone it concerns may read it (their
+    region, a region above it or one below — not a neighbour's: ``permissions.concerning_regions``)."""
     s, membership = db.session(), current_membership()
     if membership.role == "unit":
         abort(403)
     form = RegionRestrictionForm()
     form.region_id.choices = options(region_choices(s, membership))
     may_decide = membership.role == "supervisor" and membership.unit.region.level == 0
+    if request.method == "POST" and not may_decide:
+        abort(403)
     if may_decide and form.validate_on_submit():
         try:
             escalation.restrict_region(s, membership, utcnow(), s.get(Region, form.region_id.data),
@@ -61,6 +65,8 @@ def restrictions():
         except ActionError as exc:
             s.rollback()
             flash(translate(exc), "error")
-    records = s.scalars(select(EscalationRecord).where(EscalationRecord.task_id.is_(None))
+    records = s.scalars(select(EscalationRecord).where(EscalationRecord.task_id.is_(None),
+                                                       EscalationRecord.region_id.in_(concerning_regions(membership)))
                         .order_by(EscalationRecord.id.desc()).options(selectinload(EscalationRecord.region))).all()
-    return render_template("restrictions.html", form=form, records=records, may_decide=may_decide)
+    return render_template("restrictions.html", form=form, records=records, may_decide=may_decide), (
+        400 if form.errors else 200)
