@@ -1,6 +1,7 @@
 """批量交办 in headless Chromium: a supervisor filters the list to 待交办, ticks every task on the page
-(with the mouse, then again from the keyboard), chooses 批量交办, picks a lead unit and a deadline and
-submits; every task is 已交办 with one event each, and the list comes back with its filter remembered."""
+(with the mouse, then again from the keyboard), chooses 批量交办, picks a lead unit (typed into its search
+box) and a deadline and submits; every task is 已交办 with one event each, and the list comes back with its
+filter remembered."""
 
 from __future__ import annotations
 
@@ -54,8 +55,10 @@ def test_a_supervisor_bulk_assigns_new_problems_from_the_list(app, world, s, bro
 
         expect(page.get_by_role("heading", name="批量交办")).to_be_visible()
         expect(page.locator("#bulk-tasks td.verdict")).to_have_text(["可以办理"] * 3)
-        expect(page.get_by_label("牵头单位")).to_be_focused()  # autofocus on the first field
-        page.get_by_label("牵头单位").select_option(label="雨湖区人民政府（雨湖区）")
+        lead = page.locator("#bulk-leads-search")  # 牵头单位 is a type-ahead (static/js/units.js)
+        expect(lead).to_be_focused()  # autofocus on the first field's search box
+        lead.fill("雨湖区人民政府（雨湖区）")
+        expect(page.get_by_label("雨湖区人民政府（雨湖区）")).to_be_checked()
         page.get_by_label("整改时限", exact=True).fill("2030-06-30")
         page.get_by_role("button", name="确认批量交办").click()
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, exists, func, or_, select, tuple_
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Date, Select, exists, func, literal_column, or_, select, tuple_
+from sqlalchemy.orm import Session, joinedload, load_only, selectinload
 
 from tracker.i18n import N_, Msg
 from tracker.models import (
@@ -30,12 +31,24 @@ from tracker.models import (
     TaskLink,
     TaskUnit,
     Unit,
+    UnitAlias,
 )
-from tracker.permissions import can, visible_regions, visible_tasks, visible_units
+from tracker.permissions import SUBTREE_ROLES, can, visible_regions, visible_tasks, visible_units
 from tracker.workdays import WorkCalendar
 from tracker.workflow import State
 
-FAR_FUTURE = dt.date(9999, 12, 31)
+# 整改时限 as the list sorts by it, tasks without one last: the keyset's key, written as ix_task_deadline_order
+# is (models.Task; a literal, not a parameter), so that PostgreSQL may walk that index instead of sorting —
+# the whole province's list takes a page off its head. The list orders by it only for a region scope (a
+# supervisor's, a viewer's) narrowed by region alone (``list_order``): a subtree holds its share of every
+# stretch of the order. Otherwise the walk is a trap: a unit's own tasks are too few (one in ~150, and the
+# walk probes the task's units at every step), and other filters' tasks bunch up along the order (待交办 have
+# no deadline and come last, 逾期 and 已销号 early, a deadline range in one stretch), so a walk from the start
+# reads most of the ledger before a page is full — seconds, where sorting the few thousand tasks the
+# filter's own indexes find takes milliseconds. There (and in 待办) the same order is written as
+# SORTED_BY_DEADLINE, which no index matches, so the planner sorts.
+DEADLINE_ORDER = func.coalesce(Task.deadline, literal_column("'9999-12-31'", Date))
+SORTED_BY_DEADLINE = (Task.deadline.is_(None), Task.deadline, Task.id)
 
 
 @dataclass
@@ -85,10 +98,12 @@ class TaskFilter:
 
 
 def _int(value: str | None) -> int | None:
+    """A 32-bit integer, else None (a longer number would overflow the database driver)."""
     try:
-        return int(value) if value not in (None, "") else None
+        number = int(value) if value not in (None, "") else None
     except ValueError:
         return None
+    return number if number is None or abs(number) < 2**31 else None
 
 
 def _date(value: str | None) -> dt.date | None:
@@ -111,10 +126,21 @@ SCHEDULE_FILTERS = {
 
 # name -> (label, key expression, descending)
 SORTS: dict[str, tuple[str, Any, bool]] = {
-    "deadline": (N_("按整改时限"), func.coalesce(Task.deadline, FAR_FUTURE), False),
+    "deadline": (N_("按整改时限"), DEADLINE_ORDER, False),
     "updated": (N_("按最近更新"), Task.updated_at, True),
     "code": (N_("按问题编号"), Task.code, False),
 }
+
+
+def list_order(membership: Membership, f: TaskFilter) -> tuple[Any, tuple[Any, ...], bool]:
+    """The list's keyset key, its ORDER BY and whether it descends, for this filter (see ``DEADLINE_ORDER``)."""
+    _label, key, descending = SORTS[f.sort]
+    if descending:
+        return key, (key.desc(), Task.id.desc()), True
+    if key is DEADLINE_ORDER and (membership.role not in SUBTREE_ROLES
+                                  or f != TaskFilter(region_id=f.region_id, subtree=f.subtree, sort=f.sort)):
+        return key, SORTED_BY_DEADLINE, False
+    return key, (key.asc(), Task.id.asc()), False
 
 
 def filtered_tasks(s: Session, membership: Membership, f: TaskFilter) -> Select[tuple[Task]]:
@@ -165,9 +191,19 @@ def _more_filters(query: Select[tuple[Task]], f: TaskFilter) -> Select[tuple[Tas
     return query
 
 
-# What a list row shows: units, region, channel and round, one query each for the whole page.
-LIST_OPTIONS = (selectinload(Task.task_units).selectinload(TaskUnit.unit), selectinload(Task.region),
-                selectinload(Task.channel), selectinload(Task.round))
+# What a list row shows: its units in one query for the whole page; its region, channel and round (a few
+# hundred rows in all) joined to the task's own row.
+LIST_OPTIONS = (selectinload(Task.task_units).selectinload(TaskUnit.unit), joinedload(Task.region),
+                joinedload(Task.channel), joinedload(Task.round))
+
+# The task's own columns a list row shows (the page and the API's task summaries), and no others: the list
+# sorts the filtered tasks before it keeps a page, and whole rows with their long texts (问题描述, 整改措施 …)
+# made a county's sort three times slower. Any other column read from a listed task raises.
+LIST_COLUMNS = load_only(
+    Task.id, Task.code, Task.title, Task.kind, Task.category, Task.state, Task.channel_id, Task.round_id,
+    Task.region_id, Task.deadline, Task.deadline_text, Task.deadline_kind, Task.assigned_on, Task.closed_on,
+    Task.escalation_level, Task.schedule, Task.overdue, Task.not_reported, Task.version, Task.updated_at,
+    raiseload=True)
 
 
 @dataclass
@@ -198,16 +234,20 @@ def decode_cursor(cursor: str | None, sort: str) -> tuple[Any, int] | None:
 
 
 def task_page(s: Session, membership: Membership, f: TaskFilter, cursor: str | None, size: int) -> Page:
-    """One page of the list by keyset (sort key, id): deep pages cost the same as the first."""
+    """One page of the list by keyset (sort key, id): deep pages cost the same as the first.
+
+    The page's ids are chosen first, from the filter's indexes alone where they hold what the filter and
+    the order read (a county and a state: index-only), and only those rows are read: sorting the whole
+    rows of a county's few thousand tasks meant as many scattered reads of the table."""
     base = filtered_tasks(s, membership, f)
-    _label, key, descending = SORTS[f.sort]
-    query = base.add_columns(key.label("sort_key"))
+    key, order, descending = list_order(membership, f)
+    page_ids = base.with_only_columns(Task.id)
     after = decode_cursor(cursor, f.sort)
     if after is not None:
         pair, bound = tuple_(key, Task.id), tuple_(after[0], after[1])
-        query = query.where(pair < bound if descending else pair > bound)
-    order = (key.desc(), Task.id.desc()) if descending else (key.asc(), Task.id.asc())
-    rows = s.execute(query.order_by(*order).limit(size + 1).options(*LIST_OPTIONS)).all()
+        page_ids = page_ids.where(pair < bound if descending else pair > bound)
+    query = select(Task, key.label("sort_key")).where(Task.id.in_(page_ids.order_by(*order).limit(size + 1)))
+    rows = s.execute(query.order_by(*order).options(LIST_COLUMNS, *LIST_OPTIONS)).all()
     next_cursor = encode_cursor([rows[size - 1].sort_key, rows[size - 1][0].id]) if len(rows) > size else None
     counts = dict(s.execute(base.with_only_columns(Task.state, func.count()).group_by(Task.state)).all())
     return Page([r[0] for r in rows[:size]], next_cursor, sum(counts.values()), counts)
@@ -219,7 +259,7 @@ def todo(s: Session, membership: Membership, limit: int = 200) -> list[tuple[Tas
     if condition is None:
         return []
     tasks = s.scalars(visible_tasks(membership).where(condition)
-                      .order_by(func.coalesce(Task.deadline, FAR_FUTURE), Task.id).limit(limit)
+                      .order_by(*SORTED_BY_DEADLINE).limit(limit)
                       .options(*TODO_OPTIONS)).all()
     deciding = _proposals_decided_by(s, membership, [t.id for t in tasks])
     result = []
@@ -271,18 +311,48 @@ TODO_ACTIONS = ("assign", "sign", "submit_plan", "approve_plan", "decide_extensi
 
 
 def region_choices(s: Session, membership: Membership) -> list[tuple[int, str]]:
-    regions = s.scalars(visible_regions(membership).order_by(Region.path)).all()
-    return [(r.id, "　" * (r.level - membership.unit.region.level) + r.name) for r in regions]
+    """The regions of the subtree, indented by level (plain columns: a province has about 150)."""
+    regions = s.execute(visible_regions(membership).order_by(Region.path)
+                        .with_only_columns(Region.id, Region.name, Region.level)).all()
+    top = membership.unit.region.level
+    return [(r.id, "　" * (r.level - top) + r.name) for r in regions]
 
 
-def unit_choices(s: Session, membership: Membership, *, anywhere: bool = False) -> list[tuple[int, str]]:
+def unit_choices(s: Session, membership: Membership, *, anywhere: bool = False,
+                 ids: Iterable[int] | None = None) -> list[tuple[int, str]]:
+    """Active units in scope (``anywhere``: in any region), labelled with their region; ``ids`` keeps only
+    those units — the chosen ones a type-ahead field shows and accepts (``views.common.unit_picker``)."""
     query = (select(Unit).join(Region, Unit.region_id == Region.id) if anywhere else visible_units(membership))
-    # Plain columns, region included: a province holds about a thousand units, and these lists are built
-    # on every list and task page (no ORM object, no lazy load per region).
+    if ids is not None:
+        wanted = sorted({i for i in ids if isinstance(i, int) and 0 < i < 2**31})  # posted ids: 32-bit or none
+        if not wanted:
+            return []
+        query = query.where(Unit.id.in_(wanted))
+    # Plain columns, region included: a province holds about a thousand units (no ORM object, no lazy
+    # load per region).
     rows = s.execute(query.where(Unit.active.is_(True)).order_by(Region.path, Unit.name)
                      .with_only_columns(Unit.id, Unit.name, Region.level, Region.name.label("region_name"))).all()
-    return [(r.id, r.name if r.level == 0 else Msg("{unit}（{region}）", unit=r.name, region=r.region_name))
-            for r in rows]
+    return [(r.id, _unit_label(r)) for r in rows]
+
+
+def _unit_label(row) -> str:
+    return row.name if row.level == 0 else Msg("{unit}（{region}）", unit=row.name, region=row.region_name)
+
+
+def unit_matches(s: Session, membership: Membership, text: str, *, anywhere: bool = False,
+                 limit: int = 20) -> list[tuple[int, str]]:
+    """Active units in scope whose name, alias or region contains ``text`` (the type-ahead's answer),
+    whole names first, then by region and name; at most ``limit``."""
+    text = " ".join(text.split())[:100]
+    if not text:
+        return []
+    query = (select(Unit).join(Region, Unit.region_id == Region.id) if anywhere else visible_units(membership))
+    alias = exists().where(UnitAlias.unit_id == Unit.id, UnitAlias.alias.contains(text, autoescape=True))
+    rows = s.execute(query.where(Unit.active.is_(True), or_(
+        Unit.name.contains(text, autoescape=True), Region.name.contains(text, autoescape=True), alias))
+        .order_by((Unit.name == text).desc(), Region.path, Unit.name).limit(limit)
+        .with_only_columns(Unit.id, Unit.name, Region.level, Region.name.label("region_name"))).all()
+    return [(r.id, _unit_label(r)) for r in rows]
 
 
 def channel_choices(s: Session) -> list[tuple[int, str]]:
@@ -293,28 +363,33 @@ def round_choices(s: Session) -> list[tuple[int, str]]:
     return [(r.id, r.name) for r in s.scalars(select(Round).order_by(Round.position, Round.id))]
 
 
-# Everything the task page shows of a task, each relation in one query whatever the length of its history
-# (tests/test_query_counts.py): units, milestones, reports with their files and authors, evidence, extensions.
+# Everything the task page shows of a task, in a number of queries that does not grow with its history
+# (tests/test_query_counts.py). Every round trip counts on a busy machine (the database waits its turn for
+# the CPU), so what each row names once (channel, region, unit, author …) is joined to that row, and so
+# are the task's few units, milestones and extension requests (a handful each: their product stays small);
+# the collections that grow — reports with their files, evidence, split children — come one query each.
 TASK_PAGE_OPTIONS = (
-    selectinload(Task.task_units).selectinload(TaskUnit.unit),
-    selectinload(Task.milestones),
+    joinedload(Task.channel), joinedload(Task.round), joinedload(Task.region), joinedload(Task.problem),
+    joinedload(Task.task_units).joinedload(TaskUnit.unit),
+    joinedload(Task.milestones),
+    joinedload(Task.extension_requests),
     selectinload(Task.reports).selectinload(ProgressReport.evidence),
-    selectinload(Task.reports).selectinload(ProgressReport.membership).selectinload(Membership.unit),
-    selectinload(Task.evidence).selectinload(Evidence.membership).selectinload(Membership.unit),
-    selectinload(Task.extension_requests),
+    selectinload(Task.reports).joinedload(ProgressReport.membership).joinedload(Membership.unit),
+    selectinload(Task.evidence).joinedload(Evidence.membership).joinedload(Membership.unit),
     selectinload(Task.children),
 )
 
 
 def visible_task(s: Session, membership: Membership, task_id: int) -> Task | None:
     """One task within scope, with what its page shows (``TASK_PAGE_OPTIONS``); None when out of scope."""
-    return s.scalar(visible_tasks(membership).where(Task.id == task_id).options(*TASK_PAGE_OPTIONS))
+    query = visible_tasks(membership).where(Task.id == task_id).options(*TASK_PAGE_OPTIONS)
+    return s.execute(query).unique().scalar_one_or_none()
 
 
 def timeline(s: Session, task: Task) -> list[Event]:
-    """The task's events in order, with who recorded each (membership, unit, user) in one query each."""
+    """The task's events in order, with who recorded each (membership, unit, user) joined: one query."""
     return s.scalars(select(Event).where(Event.task_id == task.id).order_by(Event.id).options(
-        selectinload(Event.membership).selectinload(Membership.unit), selectinload(Event.user))).all()
+        joinedload(Event.membership).joinedload(Membership.unit), joinedload(Event.user))).all()
 
 
 def linked_tasks(s: Session, membership: Membership, task: Task) -> list[tuple[Task, str, str]]:
@@ -322,6 +397,8 @@ def linked_tasks(s: Session, membership: Membership, task: Task) -> list[tuple[T
     rows = s.execute(select(TaskLink).where(or_(TaskLink.task_id == task.id, TaskLink.other_task_id == task.id))
                      .order_by(TaskLink.id)).scalars().all()
     other_ids = {r.other_task_id if r.task_id == task.id else r.task_id: r for r in rows}
+    if not other_ids:
+        return []
     visible = s.scalars(visible_tasks(membership).where(Task.id.in_(other_ids))).all()
     return [(t, other_ids[t.id].kind, other_ids[t.id].note) for t in visible]
 

@@ -4,12 +4,13 @@ writes them (Asia/Shanghai), the acting membership."""
 from __future__ import annotations
 
 from flask import Flask
-from flask_babel import get_locale, gettext
+from flask_babel import get_locale
 from flask_login import current_user
 from sqlalchemy import func, select
 
 from tracker import babel, calendars, db
 from tracker.auth import current_membership
+from tracker.babel import gettext
 from tracker.i18n import LOCALE_NAMES, LOCALE_TAGS, LOCALES, N_
 from tracker.models import (
     DEADLINE_KINDS,

@@ -1,11 +1,23 @@
 """The list's workbench: bulk actions (批量办理), the CSV export of the list, saved filters (保存的筛选),
-and the filters the list remembers per membership in the session."""
+the filters the list remembers per membership in the session, and the unit type-ahead (查找单位) of the
+list's and the action forms' unit fields."""
 
 from __future__ import annotations
 
 from urllib.parse import parse_qsl, quote
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, stream_with_context
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+)
 from flask import url_for as _url_for
 from flask_babel import gettext as _
 from flask_login import login_required
@@ -18,10 +30,12 @@ from tracker.babel import translate
 from tracker.forms import ACTION_FORMS, CsrfOnlyForm, options
 from tracker.models import Membership
 from tracker.permissions import can
-from tracker.queries import TaskFilter, unit_choices
+from tracker.queries import TaskFilter, unit_matches
 from tracker.saved_filters import MAX_QUERY, list_query
+from tracker.securitylog import WHAT_TASK_LIST
 from tracker.timeutil import local_date, utcnow
-from tracker.views.common import attempt
+from tracker.views.common import attempt, unit_picker
+from tracker.views.security_log import record_request
 from tracker.workflow import TRANSITIONS
 
 bp = Blueprint("lists", __name__)
@@ -75,6 +89,7 @@ def export_csv():
     s, membership, now = db.session(), current_membership(), utcnow()
     f = TaskFilter.from_args(request.args)
     record_event(s, membership, now, "export", entity="task_list", data={"query": list_query(request.args)})
+    record_request("export", now, what=WHAT_TASK_LIST, query=list_query(request.args))
     s.commit()
     query = list_export.ordered_query(s, membership, f)
 
@@ -96,9 +111,12 @@ def _selection() -> dict[int, int | None]:
     for value in request.values.getlist("task"):
         task_id, _sep, version = value.partition(":")
         try:
-            picked[int(task_id)] = int(version) if version else None
+            number = int(task_id)
+            picked_version = int(version) if version else None
         except ValueError:
             continue
+        if 0 < number < 2**31:  # ids are 32-bit; a longer number names no task (and would overflow the driver)
+            picked[number] = picked_version
     return picked
 
 
@@ -106,7 +124,8 @@ def _bulk_form(action: str, s, membership: Membership, submitted: bool):
     form_class = ACTION_FORMS[action]
     form = form_class(prefix="bulk") if submitted else form_class(prefix="bulk", formdata=None)
     if hasattr(form, "leads"):
-        form.leads.choices = form.participants.choices = options(unit_choices(s, membership))
+        unit_picker(form.leads, s, membership)
+        unit_picker(form.participants, s, membership)
         if action == "reassign":
             form.participants.description = _("留空则保留各任务原有的参与单位")
     if hasattr(form, "level"):
@@ -180,6 +199,26 @@ def _render_bulk(action, form, tasks, missing, picked, result, status):
     ), status
 
 
+# --- the unit type-ahead --------------------------------------------------------------------------------
+
+# Who may look units up in every region, as their forms offer: a supervisor may name any unit 验收单位.
+# Everyone else searches the units of their subtree.
+ANYWHERE_ROLES = frozenset({"supervisor"})
+
+
+@bp.route("/units/search")
+@login_required
+def unit_search():
+    """Active units matching ``q`` (name, alias or region) within the membership's scope, as JSON for
+    ``static/js/units.js``: ``{"units": [{"id": 1, "label": "雨湖区人民政府（雨湖区）"}, …]}`` (at most 20)."""
+    s, membership = db.session(), current_membership()
+    anywhere = request.args.get("anywhere") == "1" and membership.role in ANYWHERE_ROLES
+    found = unit_matches(s, membership, request.args.get("q", ""), anywhere=anywhere)
+    response = jsonify(units=[{"id": unit_id, "label": translate(label)} for unit_id, label in found])
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 # --- saved filters --------------------------------------------------------------------------------------------
 
 
@@ -208,6 +247,8 @@ def filters():
 @login_required
 def rename_filter(filter_id: int):
     s, membership = db.session(), current_membership()
+    if saved_filters.filter_of(s, membership.user_id, filter_id) is None:
+        abort(404)
     if CsrfOnlyForm().validate_on_submit():
         attempt(lambda: saved_filters.rename_filter(s, membership, utcnow(), filter_id, request.form.get("name", "")),
               _("已重命名"))
@@ -218,6 +259,8 @@ def rename_filter(filter_id: int):
 @login_required
 def delete_filter(filter_id: int):
     s, membership = db.session(), current_membership()
+    if saved_filters.filter_of(s, membership.user_id, filter_id) is None:
+        abort(404)
     if CsrfOnlyForm().validate_on_submit():
         attempt(lambda: saved_filters.delete_filter(s, membership, utcnow(), filter_id), _("已删除筛选"))
     back = request.form.get("next")

@@ -3,7 +3,7 @@ editing, splitting, linking and evidence downloads. Out-of-scope tasks answer 40
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
@@ -13,7 +13,16 @@ from tracker import calendars, closure, db, schedule, storage
 from tracker.audit import CONFLICT_MESSAGE
 from tracker.auth import current_membership
 from tracker.babel import translate
-from tracker.forms import ACTION_FORMS, EmptyForm, LinkForm, RegisterForm, SplitChildForm, TaskFieldsForm, options
+from tracker.forms import (
+    ACTION_FORMS,
+    EmptyForm,
+    LinkForm,
+    RegisterForm,
+    SplitChildForm,
+    TaskFieldsForm,
+    options,
+    posted_version,
+)
 from tracker.models import Complainant, EscalationRecord, Evidence, Task
 from tracker.operations import (
     EDITABLE_FIELDS,
@@ -43,10 +52,13 @@ from tracker.queries import (
 )
 from tracker.queries import todo as todo_items
 from tracker.saved_filters import list_query
+from tracker.securitylog import WHAT_EVIDENCE
 from tracker.timeutil import local_date, utcnow
 from tracker.views import lists
 from tracker.views.closure import task_panels
+from tracker.views.common import unit_picker
 from tracker.views.dashboard import landing_url
+from tracker.views.security_log import record_request
 from tracker.workflow import STATE_LABELS, TRANSITIONS
 
 bp = Blueprint("tasks", __name__)
@@ -95,7 +107,8 @@ def task_list():
         schedules=SCHEDULE_FILTERS,
         first_url=url_for("tasks.task_list", **args),
         channels=channel_choices(s), rounds=round_choices(s), regions=region_choices(s, membership),
-        units=unit_choices(s, membership, anywhere=membership.role == "unit"),
+        units=unit_choices(s, membership, anywhere=membership.role == "unit", ids=[f.unit_id, f.lead_unit_id]),
+        units_url=url_for("lists.unit_search"),
         **lists.list_extras(s, membership, query),
     )
 
@@ -119,21 +132,29 @@ def _action_form(action: str, task: Task, *, submitted: bool = False):
 def _fill_choices(form, task: Task) -> None:
     s, membership = db.session(), current_membership()
     if hasattr(form, "leads"):
-        form.leads.choices = form.participants.choices = options(unit_choices(s, membership))
         if form.participants.data is None:  # 改派 keeps the participants unless changed
             form.participants.data = [u.id for u in task.participant_units]
+        unit_picker(form.leads, s, membership)
+        unit_picker(form.participants, s, membership)
     if hasattr(form, "milestones_met"):
         open_milestones = [m for m in task.milestones if m.met_on is None]
         form.milestones_met.choices = options((m.id, f"{m.due_on} {m.description}") for m in open_milestones)
     if hasattr(form, "closed_on") and form.closed_on.data is None:
         form.closed_on.data = local_date(utcnow())
     if hasattr(form, "level"):
-        form.level.choices = options((r.level, r.name) for r in schedule.load_rules(s).values()
+        form.level.choices = options((r.level, r.name) for r in _rules(s).values()
                                      if r.level > 1 and not r.against_region)
     if hasattr(form, "verifier_unit_id"):
-        form.verifier_unit_id.choices = options([(0, _("本单位"))] + unit_choices(s, membership, anywhere=True))
+        unit_picker(form.verifier_unit_id, s, membership, anywhere=True, first=[(0, _("本单位"))])
     if hasattr(form, "checklist"):
         form.checklist.choices = options((c.id, c.text) for c in closure.checklist_for(s, task))
+
+
+def _rules(s) -> dict:
+    """The escalation ladder, read once per request (the page and its 督办措施 form both name its levels)."""
+    if "ladder" not in g:
+        g.ladder = schedule.load_rules(s)
+    return g.ladder
 
 
 def _render_detail(task: Task, failed: dict | None = None, status: int = 200):
@@ -151,7 +172,7 @@ def _render_detail(task: Task, failed: dict | None = None, status: int = 200):
         complainant=complainant, can_edit=bool(can_edit(membership, task)), link_form=LinkForm(),
         links=linked_tasks(s, membership, task), blocked=blocked_actions(membership, task), timing=timing,
         can_split="split" in available, records=records,
-        level_names={r.level: r.name for r in schedule.load_rules(s).values()},
+        level_names={r.level: r.name for r in _rules(s).values()},
         deadline_history=[e for e in events if e.action in DEADLINE_EVENTS],
         **task_panels(s, membership, task, forms),
     ), status
@@ -172,15 +193,28 @@ def act(task_id: int, action: str):
 def _apply(task: Task, action: str, form):
     s, membership = db.session(), current_membership()
     folder = current_app.config["UPLOAD_FOLDER"]
-    stored = _store_uploads(form, folder)
+    try:
+        stored = _store_uploads(form, folder)
+    except storage.StorageError as exc:  # the disk full: no file kept, nothing done, the form shown again
+        flash(translate(exc), "error")
+        return _render_detail(task, {action: form}, exc.status)
     params = form.params()
     params.pop("evidence_kind", None)
     params["files"] = stored
     if params.get("verifier_unit_id") == 0:
         params["verifier_unit_id"] = None
     failure: list[Exception] = []
-    if not _committed(lambda: perform(s, task, action, membership, utcnow(),
-                                      expected_version=int(form.version.data or -1), **params), failure):
+
+    def change() -> None:
+        try:
+            perform(s, task, action, membership, utcnow(), expected_version=posted_version(form.version), **params)
+        except BaseException:  # refused, or the database gone mid-request: nothing refers to the files
+            storage.discard(folder, stored)
+            raise
+
+    # A commit that fails for want of the database keeps the files: it may have committed after all, and a row
+    # without its file is worse than a spare file.
+    if not _committed(change, failure):
         storage.discard(folder, stored)
         return _render_detail(task, {action: form}, 409 if isinstance(failure[0], StaleDataError | ConflictError)
                               else 400)
@@ -252,7 +286,7 @@ def edit(task_id: int):
         form.version.data = task.version
     if form.validate_on_submit():
         changes = {name: getattr(form, name).data for name in EDITABLE_FIELDS}
-        if _committed(lambda: edit_task(s, task, membership, utcnow(), int(form.version.data or -1), changes)):
+        if _committed(lambda: edit_task(s, task, membership, utcnow(), posted_version(form.version), changes)):
             flash(_("台账已保存"), "success")
             return redirect(url_for("tasks.detail", task_id=task.id))
     return render_template("tasks/edit.html", form=form, task=task), 400 if form.errors else 200
@@ -272,7 +306,7 @@ def split(task_id: int):
         specs = [{"region_id": c.region_id.data, "title": c.title.data, "leads": c.leads.data,
                   "deadline": c.deadline.data} for c in children if c.region_id.data]
         if _committed(lambda: perform(s, task, "split", membership, utcnow(),
-                                      expected_version=int(outer.version.data or -1), children=specs)):
+                                      expected_version=posted_version(outer.version), children=specs)):
             flash(_("已分解交办"), "success")
             return redirect(url_for("tasks.detail", task_id=task.id))
     if not outer.version.data:
@@ -283,7 +317,7 @@ def split(task_id: int):
 def _split_row(index: int, s, membership) -> SplitChildForm:
     row = SplitChildForm(prefix=f"c{index}")
     row.region_id.choices = options([(0, "—")] + region_choices(s, membership))
-    row.leads.choices = options(unit_choices(s, membership))
+    unit_picker(row.leads, s, membership)
     return row
 
 
@@ -318,6 +352,8 @@ def download(evidence_id: int):
     path = storage.path_of(current_app.config["UPLOAD_FOLDER"], evidence.stored_name)
     if not path.is_file():
         abort(404)
-    mimetype = storage.served_type(evidence.content_type)
+    mimetype = storage.served_type(evidence.content_type, path)
+    record_request("download", utcnow(), what=WHAT_EVIDENCE, task=evidence.task_id, file=evidence.original_name)
+    s.commit()
     return send_file(path, mimetype=mimetype, as_attachment=True, download_name=evidence.original_name)
 
