@@ -329,9 +329,11 @@ def bench_export(b: Bench) -> None:
     rows = exported["rows"]
     b.add(Figure("export", f"台账导出 xlsx（{region.name}，{rows}行）", value=exported["seconds"], unit="s",
                  floors=[Floor("XlsxWriter从内存列表写同样的行", floor["seconds"])],
-                 note=f"{xlsx.stat().st_size / 1e6:.1f} MB，工作表 {'、'.join(exported['sheets'])}"))
+                 note=f"{xlsx.stat().st_size / 1e6:.1f} MB，工作表 {'、'.join(exported['sheets'])}；"
+                      f"CPU {exported['cpu_seconds']:.1f} s（下限 {floor['cpu_seconds']:.1f} s）"))
     b.add(Figure("export", f"台账导出 csv（{region.name}，{as_csv['rows']}行）", value=as_csv["seconds"], unit="s",
-                 floors=[Floor("XlsxWriter从内存列表写同样的行", floor["seconds"])]))
+                 floors=[Floor("XlsxWriter从内存列表写同样的行", floor["seconds"])],
+                 note=f"CPU {as_csv['cpu_seconds']:.1f} s"))
     b.add(Figure("export", "台账导出 xlsx 峰值内存", value=exported["peak_mb"], unit="MB",
                  floors=[Floor("XlsxWriter从内存列表（含列表）", floor["peak_mb"]),
                          Floor("进程基线（导入应用并连接）", base["peak_mb"])]))
@@ -375,8 +377,9 @@ def bench_import(b: Bench) -> None:
 
     def run() -> None:
         with b.session() as s:
+            cpu = time.process_time()
             report = intake.import_ledger(s, str(path), None, now)
-            outcome["report"] = report
+            outcome["report"], outcome["cpu"] = report, time.process_time() - cpu
             s.rollback()
         if not report.ok:
             raise SystemExit("bench: import refused: " + "; ".join(p.describe() for p in report.errors[:5]))
@@ -392,7 +395,7 @@ def bench_import(b: Bench) -> None:
     floor = timed(read_alone, repeat, warmup=0)
     b.add(Figure("import", f"台账导入 xlsx（{rows}行，新建）", stats, unit="s",
                  floors=[Floor("openpyxl单独读同一文件", floor.p50)],
-                 note=f"新建{outcome['report'].created}项"))
+                 note=f"新建{outcome['report'].created}项；末次CPU {outcome['cpu']:.1f} s"))
 
 
 # --- throughput under wrk --------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ import xlwt
 from sqlalchemy import func, select
 
 from tests.conftest import csrf_token, login
-from tracker import intake, jobs, reports, settings
+from tracker import chain, intake, jobs, reports, settings
 from tracker.models import EscalationRecord, Event, Notification, OutboxMail, Region, Round, Task, Unit
+from tracker.operations import perform
 from tracker.timeutil import SHANGHAI
 
 # The import runs on 2026-04-01 (a Wednesday), so a 销号日期 of 2026-03-10 lies in the past.
@@ -173,6 +174,30 @@ def test_an_overdue_import_gets_a_baseline_and_nothing_is_sent(s, world, tmp_pat
     assert records and {r.status for r in records} == {"baseline"}
     assert s.scalar(select(func.count()).select_from(Notification)) == 0
     assert s.scalar(select(func.count()).select_from(OutboxMail)) == 0
+
+
+def test_created_tasks_carry_reports_baselines_and_chains_that_verify_and_go_on(s, world, tmp_path):
+    """The tasks are written table by table in bulk; each has what the object-by-object writing gave it:
+    the importer's progress report, its baseline records each with its event, its history before them,
+    a hash chain that verifies, and a version an ordinary action then bumps."""
+    run(s, world, save(tmp_path))
+    s.commit()
+    first, overdue = task(s, "XT-001"), task(s, "XT-006")
+    assert [(r.reported_on, r.text, r.percent, r.purpose, r.membership_id) for r in first.reports] == [
+        (dt.date(2026, 4, 1), "渗滤液处理站主体完工", 60, "progress", world.m["sup_xt"].id)]
+    records = s.scalars(select(EscalationRecord).where(EscalationRecord.task_id == overdue.id)).all()
+    events = s.scalars(select(Event).where(Event.task_id == overdue.id).order_by(Event.id)).all()
+    assert [e.action for e in events[:1]] == ["import"]
+    assert sorted((e.data["level"], e.data["status"]) for e in events[1:]) == sorted(
+        (r.level, r.status) for r in records)
+    assert {e.action for e in events[1:]} <= {"escalate", "remind"} and len(events) == 1 + len(records) > 1
+    assert all(e.prev_hash == (events[i - 1].hash if i else None) for i, e in enumerate(events))
+    assert first.version == 1
+    perform(s, first, "report", world.m["unit_yh"], IMPORT_NOW + dt.timedelta(days=1), text="处理站调试", percent=80)
+    s.commit()
+    assert first.version == 2
+    tally = chain.Tally()
+    assert list(chain.verify(s.connection(), tally)) == [] and tally.events > 6 * 2
 
 
 def test_the_report_as_of_a_past_date_follows_the_imported_history(s, world, tmp_path):

@@ -11,13 +11,15 @@ import csv
 import datetime as dt
 import io
 import tempfile
+import zipfile
 
 import openpyxl
 import pytest
+import xlsxwriter
 from sqlalchemy import event, select
 
 from tests.conftest import fake_file, login
-from tracker import ledger, reports, settings
+from tracker import ledger, reports, schedule, settings
 from tracker.ledger_columns import LEDGER_COLUMNS
 from tracker.models import Event
 from tracker.operations import perform
@@ -310,3 +312,84 @@ def test_a_task_silent_through_the_period_due_in_the_month_is_not_reported(s, wo
     book = openpyxl.load_workbook(path)
     assert rows_of(book["整改台账"])["涓水直排口整治"][H["not_reported"]].value == "是"
     assert "涓水直排口整治" in rows_of(book["本期未报送"])
+
+
+def test_rows_read_from_the_tasks_columns_equal_the_replayed_history(s, world, ledger_world, tmp_path, monkeypatch):
+    """A task with no event dated after D is read from its own columns, not replayed. Every action that
+    moves those columns gives the same row either way: an approved extension, 改派 after the plan's
+    approval (its approval date stays the last activity), a closure sent back, a task reopened, and a
+    task whose closure falls after D (replayed)."""
+    m = world.m
+    extended = world.assigned(title="涓水直排口整治", deadline=D(2026, 6, 30), now=at(1, 10))
+    world.advance(extended, "rectifying", now=at(1, 12))
+    perform(s, extended, "request_extension", m["unit_yh"], at(4, 1), reason="雨季施工受阻",
+            new_deadline=D(2026, 9, 30))
+    perform(s, extended, "decide_extension", m["sup_xt"], at(4, 3), decision="approve")
+    moved = world.assigned(title="竹埠港化工遗留污染治理", now=at(2, 2))
+    world.advance(moved, "rectifying", now=at(2, 6))
+    perform(s, moved, "reassign", m["sup_xt"], at(5, 6), leads=[world.units["湘潭市生态环境局"].id], reason="职责调整")
+    returned = world.assigned(title="湘江沿岸砂石码头整治", now=at(2, 2))
+    world.advance(returned, "verifying", now=at(3, 2))
+    perform(s, returned, "return", m["sup_xt"], at(3, 9), reason="佐证材料不足")
+    reopened = world.assigned(title="昭山片区黑臭水体", now=at(1, 20))
+    world.advance(reopened, "closed", now=at(2, 20))
+    perform(s, reopened, "reopen", m["sup_xt"], at(7, 1), reason="回头看发现返黑返臭", deadline=D(2026, 12, 31))
+    s.commit()
+    today = D(2026, 3, 11)  # for the February and March ledgers, 双马's closure (3-12) lies after "today"
+
+    def workbooks(tag: str) -> list:
+        return [openpyxl.load_workbook(export(s, world, tmp_path / tag, month=month, today=day)[1])
+                for month, day in ((FEB, TODAY), ("2026-11", TODAY), (MAR, today))]
+
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "replayed").mkdir()
+    kept = workbooks("kept")
+    monkeypatch.setattr(ledger, "_snapshots",
+                        lambda ctx, batch, facts: schedule.snapshots_as_of(ctx.s, batch, ctx.as_of))
+    replayed = workbooks("replayed")
+    for a, b in zip(kept, replayed, strict=True):
+        assert a.sheetnames == b.sheetnames
+        for name in a.sheetnames:
+            assert [[c.value for c in r] for r in a[name].iter_rows()] == \
+                [[c.value for c in r] for r in b[name].iter_rows()], name
+    november = rows_of(kept[1]["整改台账"])
+    assert november["竹埠港化工遗留污染治理"][H["state"]].value == "已交办（待签收）"
+    assert november["竹埠港化工遗留污染治理"][H["progress_on"]].value.date() == D(2026, 2, 6)  # the approval
+    assert november["涓水直排口整治"][H["deadline"]].value.date() == D(2026, 9, 30)
+    assert november["昭山片区黑臭水体"][H["state"]].value == "整改中"
+
+
+def test_data_rows_are_the_xml_xlsxwriter_writes_for_the_same_cells(tmp_path):
+    """The ledger's data rows are written as XML by the export itself (XlsxWriter's per-cell API was most
+    of a 10⁵-row export's time): byte for byte what XlsxWriter writes for those cells, tricky text included."""
+    values = [1, "双马填埋场", " 前导空格", "末尾空格 ", "a & b < c > d \"引号\"", "控制\x01字符\x1f", "_x0041_ 字面",
+              "第一行\n第二行", "制表\t符", "非字符\ufffe", "长" * 40_000, "𠀀" * 20_000, 42, D(2026, 3, 1),
+              D(1900, 1, 15), D(1900, 3, 1), None, "", 2.5]
+    percent = 12
+    ours = xlsxwriter.Workbook(str(tmp_path / "ours.xlsx"), {"constant_memory": True})
+    fmt = ledger._Formats(ours)
+    rows = ledger._Rows(fmt, [6] * len(values))
+    rows.write(values, {percent: fmt.percent_xf})
+    rows.fh.seek(0)
+    written = rows.fh.read().decode()
+    rows.close()
+    ours.close()
+
+    path = tmp_path / "theirs.xlsx"
+    theirs = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_formulas": False,
+                                             "strings_to_numbers": False, "strings_to_urls": False})
+    fmt = ledger._Formats(theirs)
+    ws = theirs.add_worksheet()
+    ws.set_column(0, len(values) - 1, 10, fmt.text)
+    for col, value in enumerate(values):
+        if isinstance(value, str) and value:
+            ws.write_string(2, col, value)
+        elif isinstance(value, dt.date):
+            ws.write_datetime(2, col, dt.datetime.combine(value, dt.time()), fmt.date)
+        elif value is not None and value != "":
+            ws.write_number(2, col, value, fmt.percent if col == percent else None)
+    theirs.close()
+    with zipfile.ZipFile(path) as book:
+        sheet = book.read("xl/worksheets/sheet1.xml").decode()
+    expected = sheet[sheet.index('<row r="3"'):sheet.index("</sheetData>")]
+    assert written == expected

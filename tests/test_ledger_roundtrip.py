@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from config import TestConfig
 from tests.conftest import migrated_database
-from tracker import create_app, demo, intake, ledger, settings
+from tracker import create_app, demo, intake, ledger, schedule, settings
 from tracker.ledger_columns import format_milestone, parse_milestones
 from tracker.models import Region, Task
 from tracker.timeutil import SHANGHAI, local_date
@@ -88,3 +88,36 @@ def test_milestone_cells_read_back_as_written(text_, expected):
     found = parse_milestones(text_)
     assert [(m.due_on, m.description, m.planned_percent, m.met_on) for m in found] == expected
     assert parse_milestones("\n".join(format_milestone(m) for m in found)) == found
+
+
+def test_rows_from_the_values_kept_on_the_tasks_are_the_rows_the_replay_gives(app, s, tmp_path, monkeypatch):
+    """The export reads a task's standing at D from its own columns when no event of it is dated after D,
+    and replays the history only for the others. Over the demo's history (every action, backdated reports,
+    closures, extensions, reopened tasks), both give the same workbook, this month and last."""
+    today = local_date(DEMO_NOW)
+    demo.load(s, DEMO_NOW, hash_method=app.config["PASSWORD_HASH_METHOD"], upload_folder=tmp_path / "uploads")
+    s.commit()
+    province = s.scalar(select(Region).where(Region.level == 0))
+    months = [f"{today:%Y-%m}", f"{today.replace(day=1) - dt.timedelta(days=1):%Y-%m}"]
+    read_from_columns = []
+    current_snapshot = ledger.current_snapshot
+    monkeypatch.setattr(ledger, "current_snapshot",
+                        lambda *args: read_from_columns.append(1) or current_snapshot(*args))
+
+    def workbooks(tag: str) -> list[dict]:
+        found = []
+        for month in months:
+            path = tmp_path / f"{tag}-{month}.xlsx"
+            ledger.export(s, province, month, path, today=today, settings=settings.time_settings(s))
+            found.append(cells(path))
+        return found
+
+    kept = workbooks("kept")
+    assert len(read_from_columns) > 20
+    monkeypatch.setattr(ledger, "_snapshots",
+                        lambda ctx, batch, facts: schedule.snapshots_as_of(ctx.s, batch, ctx.as_of))
+    replayed = workbooks("replayed")
+    for month, a, b in zip(months, kept, replayed, strict=True):
+        assert list(a) == list(b)
+        for name in a:
+            assert a[name] == b[name], (month, name, [(x, y) for x, y in zip(a[name], b[name], strict=False) if x != y])

@@ -149,9 +149,7 @@ def _record(s: Session, task: Task, item: ladder.Due, cycle: dt.date | None, sta
     ``savepoint`` (a task created in this transaction, which has no records yet) it is just added."""
     if summary.dry_run:
         return None
-    record = EscalationRecord(task_id=task.id, level=item.level, cycle_started_on=cycle, status=status,
-                              reason=item.reason, overdue_workdays=item.overdue_workdays, scan_date=today,
-                              deciding_region_id=deciding.id if deciding else None)
+    record = EscalationRecord(**record_row(task.id, item, cycle, status, today, deciding.id if deciding else None))
     if not savepoint:
         s.add(record)
     else:
@@ -161,9 +159,8 @@ def _record(s: Session, task: Task, item: ladder.Due, cycle: dt.date | None, sta
         except IntegrityError:
             return None
     # The scan's changes are history too (履责留痕), written by the system on the scan's date.
-    record_event(s, None, now, "remind" if item.level < ladder.WARNING else "escalate", task=task, effective_on=today,
-                 data={"level": item.level, "status": status, "reason": item.reason,
-                       "overdue_workdays": item.overdue_workdays})
+    action, data = record_event_data(item, status)
+    record_event(s, None, now, action, task=task, effective_on=today, data=data)
     return record
 
 
@@ -229,16 +226,36 @@ def baseline(s: Session, task: Task, today: dt.date, now: dt.datetime | None = N
     transaction (they have no records yet, so no savepoint per record is needed)."""
     ctx = ctx or schedule.load_context(s)
     now = now or dt.datetime.combine(today, dt.time(), tzinfo=dt.UTC)
+    count = 0
+    for item, key in baseline_levels(task, today, ctx):
+        count += _record(s, task, item, key, "baseline", today, now, ScanSummary(today), savepoint=not new) is not None
+    return count
+
+
+def baseline_levels(task: Task, today: dt.date, ctx: TimeContext) -> list[tuple[ladder.Due, dt.date | None]]:
+    """The levels an imported task has already passed, each with the cycle key it is recorded under (the
+    cycle's start for 预警 and above, the period for 催报, the application for 验收提醒). ``task`` may be any
+    object with the task's columns (an import writing rows in bulk)."""
     computed = schedule.compute(task, today, ctx)
     facts = schedule.ladder_facts(task, computed["schedule"] == "behind", computed["not_reported"])
     cycle = task.cycle_started_on or task.assigned_on
-    count = 0
-    for item in ladder.assess(ctx.calendar, facts, today, ctx.rules, ctx.thresholds):
-        key = cycle if item.level >= ladder.WARNING else (
-            reporting_period(ctx.settings.reporting, today)[0] if item.level == ladder.REMIND_REPORT
-            else task.closure_applied_on)
-        count += _record(s, task, item, key, "baseline", today, now, ScanSummary(today), savepoint=not new) is not None
-    return count
+    return [(item, cycle if item.level >= ladder.WARNING else (
+        reporting_period(ctx.settings.reporting, today)[0] if item.level == ladder.REMIND_REPORT
+        else task.closure_applied_on)) for item in ladder.assess(ctx.calendar, facts, today, ctx.rules, ctx.thresholds)]
+
+
+def record_row(task_id: int, item: ladder.Due, cycle: dt.date | None, status: str, today: dt.date,
+               deciding_region_id: int | None = None) -> dict:
+    """The columns of the record of ``item`` (``_record``; an import inserts its baselines in bulk)."""
+    return {"task_id": task_id, "level": item.level, "cycle_started_on": cycle, "status": status,
+            "reason": item.reason, "overdue_workdays": item.overdue_workdays, "scan_date": today,
+            "deciding_region_id": deciding_region_id}
+
+
+def record_event_data(item: ladder.Due, status: str) -> tuple[str, dict]:
+    """The action and data of the event written with the record of ``item``."""
+    return ("remind" if item.level < ladder.WARNING else "escalate",
+            {"level": item.level, "status": status, "reason": item.reason, "overdue_workdays": item.overdue_workdays})
 
 
 # --- measures confirmed by hand ----------------------------------------------------------------------

@@ -26,17 +26,18 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, BinaryIO
 
 import openpyxl
 import xlrd
 from openpyxl.utils import get_column_letter
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from tracker import calendars, escalation, schedule, settings
 from tracker.accounts import create_region, create_unit
-from tracker.audit import ActionError, record_event
+from tracker.audit import ActionError, event_fields, record_event, record_first_events
 from tracker.deadlines import DeadlineError, ParsedDeadline, excel_date, parse_deadline
 from tracker.i18n import N_
 from tracker.ledger_columns import LEDGER_COLUMNS, STATE_WORDS, MilestoneLine, parse_milestones
@@ -45,6 +46,7 @@ from tracker.models import (
     TASK_KINDS,
     Channel,
     ChannelAlias,
+    EscalationRecord,
     Membership,
     Milestone,
     Problem,
@@ -64,6 +66,14 @@ from tracker.timeutil import local_date
 from tracker.workflow import STATE_LABELS, State
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # larger files are refused before they are parsed
+# Limits checked before a workbook is parsed, so a zip bomb or a sheet of a million rows is refused in a
+# moment: what the .xlsx archive declares (Python's zipfile never inflates a part past its declared size),
+# then one streaming pass over each sheet's XML for its rows, columns and cells.
+MAX_ARCHIVE_MEMBERS = 1000  # a workbook has a few dozen parts
+MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024  # all parts together, unpacked
+MAX_ROWS = 50_000  # rows of one sheet (the ledger of a province is a few thousand)
+MAX_COLUMNS = 200  # columns of one sheet (the ledger has about forty)
+MAX_CELLS = 2_000_000  # cells of one sheet
 HEADER_SCAN_ROWS = 10  # the header row is looked for among the first rows (title rows above it are normal)
 MIN_HEADER_MATCHES = 3  # a row naming fewer ledger columns is not a header row
 
@@ -222,6 +232,8 @@ def _read_ole(data: bytes) -> list[Grid]:
         raise IntakeFileError("文件已损坏，或不是有效的 .xls 工作簿") from None
     except Exception:  # xlrd raises assorted errors (struct, index, assertion) on damaged files
         raise IntakeFileError("文件已损坏，或不是有效的 .xls 工作簿") from None
+    for sheet in book.sheets():  # checked before the grids are built (an .xls holds up to 65536 × 256 cells)
+        SheetSize(rows=sheet.nrows, columns=sheet.ncols, cells=sheet.nrows * sheet.ncols).check()
     return [_xls_grid(book, sheet) for sheet in book.sheets()]
 
 
@@ -267,13 +279,97 @@ def _number(value: float, percent: bool) -> int | float:
 
 def _read_xlsx(data: bytes) -> list[Grid]:
     try:
+        check_archive(data)
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=False, data_only=True)
         formulas = _formula_cells(data)
+    except IntakeFileError:
+        raise
     except zipfile.BadZipFile:
         raise IntakeFileError("文件已损坏，无法读取") from None
     except Exception:  # openpyxl raises KeyError, ValueError, XML errors … on damaged or foreign zips
         raise IntakeFileError("文件已损坏，或不是有效的 .xlsx 工作簿") from None
     return [_xlsx_grid(ws, formulas.get(ws.title, {})) for ws in book.worksheets]
+
+
+def check_archive(data: bytes) -> None:
+    """Refuse an .xlsx whose parts unpack too large, or a sheet too large, before openpyxl reads it."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = archive.infolist()
+        if len(members) > MAX_ARCHIVE_MEMBERS:
+            raise IntakeFileError(f"文件包含的部件过多（超过{MAX_ARCHIVE_MEMBERS}个），不是有效的 .xlsx 工作簿")
+        if sum(m.file_size for m in members) > MAX_UNCOMPRESSED_BYTES:
+            raise IntakeFileError(f"文件解压后超过{MAX_UNCOMPRESSED_BYTES // (1024 * 1024)}MB，"
+                                  "不像是整改台账，请检查文件或拆分后再导入")
+        for member in members:
+            if member.filename.startswith("xl/worksheets/") and member.filename.endswith(".xml"):
+                with archive.open(member) as stream:
+                    _check_sheet_size(stream)
+
+
+_SHEET_TAG = re.compile(rb"<(?:\w+:)?(row|c|mergeCell)\b([^>]*)>")
+_CELL_REF = re.compile(rb'\br="([A-Za-z]{0,3})(\d{1,9})"')
+_MERGE_REF = re.compile(rb'\bref="[A-Za-z]{1,3}\d{1,9}:([A-Za-z]{1,3})(\d{1,9})"')
+
+
+def _check_sheet_size(stream: BinaryIO) -> None:
+    """One pass over a sheet's XML (``<row>``, ``<c>``, ``<mergeCell>``, as openpyxl places them: a missing
+    ``r`` follows the one before), stopping at the first limit passed."""
+    size = SheetSize()
+    pending = b""
+    while chunk := stream.read(1024 * 1024):
+        pending += chunk
+        boundary = max(len(pending) - 4096, 0)  # a tag beginning in the last 4 KB is read with the next chunk
+        for match in _SHEET_TAG.finditer(pending):
+            if match.start() >= boundary:
+                break
+            size.see(match.group(1), match.group(2))
+        pending = pending[boundary:]
+    for match in _SHEET_TAG.finditer(pending):
+        size.see(match.group(1), match.group(2))
+
+
+@dataclass
+class SheetSize:
+    """How far a sheet reaches, as openpyxl would lay it out (a far-away cell makes every cell up to it)."""
+
+    rows: int = 0  # the last row number seen
+    column: int = 0  # the last column number of the current row
+    columns: int = 0
+    cells: int = 0
+
+    def see(self, tag: bytes, attributes: bytes) -> None:
+        if tag == b"row":
+            ref = _CELL_REF.search(attributes)
+            self.rows = int(ref.group(2)) if ref else self.rows + 1
+            self.column = 0
+        elif tag == b"c":
+            ref = _CELL_REF.search(attributes)
+            self.column = _column_number(ref.group(1)) if ref and ref.group(1) else self.column + 1
+            self.cells += 1
+            if ref and int(ref.group(2)) > self.rows:
+                self.rows = int(ref.group(2))
+        else:
+            ref = _MERGE_REF.search(attributes)
+            if ref:
+                self.rows = max(self.rows, int(ref.group(2)))
+                self.column = _column_number(ref.group(1))
+        self.columns = max(self.columns, self.column)
+        self.check()
+
+    def check(self) -> None:
+        if self.rows > MAX_ROWS:
+            raise IntakeFileError(f"工作表超过{MAX_ROWS}行（设了格式的空行也算），请删除多余的行或拆分后再导入")
+        if self.columns > MAX_COLUMNS:
+            raise IntakeFileError(f"工作表超过{MAX_COLUMNS}列（设了格式的空列也算），请删除多余的列后再导入")
+        if self.cells > MAX_CELLS:
+            raise IntakeFileError(f"工作表超过{MAX_CELLS}个单元格，请拆分后再导入")
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters.upper():
+        number = number * 26 + letter - 64
+    return number
 
 
 def _formula_cells(data: bytes) -> dict[str, dict[tuple[int, int], str]]:
@@ -973,7 +1069,7 @@ class Writer:
     now: dt.datetime
     source: str
     assigning_unit: Unit
-    problems: dict[tuple[int, int, str], Problem] = field(default_factory=dict)
+    problems: dict[tuple[int, int, str], int | Problem] = field(default_factory=dict)  # an id, or made here
     problem_counts: dict[tuple[int, int], int] = field(default_factory=lambda: defaultdict(int))
 
     @property
@@ -1018,13 +1114,19 @@ def _real(thing: Any) -> Any:
     return thing.obj if isinstance(thing, NewRegion | NewUnit | NewRound) else thing
 
 
-def _load_problems(w: Writer) -> None:
-    for problem in w.s.scalars(select(Problem)):
-        w.problems[(problem.channel_id, problem.round_id, problem.title)] = problem
-        w.problem_counts[(problem.channel_id, problem.round_id)] += 1
+def _load_problems(w: Writer, plans: list[RowPlan]) -> None:
+    """The 所属问题 of the file's channels and rounds, as plain columns (title → id, and how many each
+    channel and round holds, for the codes of new ones): not every problem of the ledger as objects."""
+    channels = {plan.channel.id for plan in plans}
+    rounds = {_real(plan.round).id for plan in plans}
+    rows = w.s.execute(select(Problem.id, Problem.channel_id, Problem.round_id, Problem.title)
+                       .where(Problem.channel_id.in_(channels), Problem.round_id.in_(rounds)))
+    for problem_id, channel_id, round_id, title in rows:
+        w.problems[(channel_id, round_id, title)] = problem_id
+        w.problem_counts[(channel_id, round_id)] += 1
 
 
-def _problem(w: Writer, channel_id: int, round_id: int, title: str) -> Problem | None:
+def _problem(w: Writer, channel_id: int, round_id: int, title: str) -> int | Problem | None:
     """所属问题 by its title within (channel, round), as ``operations.find_or_create_problem`` does."""
     if not title:
         return None
@@ -1065,34 +1167,28 @@ def _task_fields(plan: RowPlan) -> dict[str, Any]:
     return fields
 
 
-def _new_task(w: Writer, plan: RowPlan) -> Task:
+def _new_task(w: Writer, plan: RowPlan, problem_id: int | None) -> dict[str, Any]:
+    """The created task's row: every column an ORM insert would have written."""
     round_, region = _real(plan.round), _real(plan.region)
     pending = plan.state == State.pending.value
     deadline = plan.deadline if plan.deadline and not pending else None
     closure = _closure(plan, w.today)
-    task = Task(
-        code=plan.code, channel_id=plan.channel.id, round_id=round_.id, region_id=region.id,
-        problem=_problem(w, plan.channel.id, round_.id, plan.problem), state=plan.state, **_task_fields(plan),
-        deadline_text=plan.deadline_text, deadline=deadline.date if deadline else None,
-        deadline_kind=deadline.kind if deadline else "date", original_deadline=deadline.date if deadline else None,
-        assigned_on=plan.assigned_on, cycle_started_on=plan.assigned_on,
-        registered_by_unit_id=w.assigning_unit.id, assigned_by_unit_id=None if pending else w.assigning_unit.id,
-        latest_report_on=closure.report_on, latest_percent=plan.percent, closure_applied_on=closure.applied_on,
-        closed_on=plan.closed_on, closure_doc_no=plan.closure_doc_no,
-        verifier_unit_id=plan.verifier.id if plan.verifier else None,
-        extension_count=0, escalation_level=0, children=[],
-        milestones=[Milestone(due_on=m.due_on, description=m.description, planned_percent=m.planned_percent,
-                              met_on=m.met_on) for m in plan.milestones],
-    )
+    row = {
+        "code": plan.code, "channel_id": plan.channel.id, "round_id": round_.id, "region_id": region.id,
+        "problem_id": problem_id, "state": plan.state, **_task_fields(plan),
+        "deadline_text": plan.deadline_text, "deadline_kind": deadline.kind if deadline else "date",
+        "deadline": deadline.date if deadline else None, "original_deadline": deadline.date if deadline else None,
+        "assigned_on": plan.assigned_on, "cycle_started_on": plan.assigned_on,
+        "registered_by_unit_id": w.assigning_unit.id, "assigned_by_unit_id": None if pending else w.assigning_unit.id,
+        "latest_report_on": closure.report_on, "latest_percent": plan.percent, "closure_applied_on": closure.applied_on,
+        "closed_on": plan.closed_on, "closure_doc_no": plan.closure_doc_no,
+        "verifier_unit_id": plan.verifier.id if plan.verifier else None,
+        "extension_count": 0, "escalation_level": 0, "version": 1, "created_at": w.now, "updated_at": w.now,
+    }
     if closure.applied_on is not None:  # 申请销号 files a closure report at 100% (as operations._h_submit)
-        task.latest_report_on = max(d for d in (closure.applied_on, closure.report_on) if d is not None)
-        task.latest_percent = 100
-    if not pending:
-        leads = [_real(u) for u in plan.leads]
-        participants = [_real(u) for u in plan.participants]
-        task.task_units = [TaskUnit(unit_id=u.id, role="lead", position=i) for i, u in enumerate(leads)] + [
-            TaskUnit(unit_id=u.id, role="participant", position=len(leads) + i) for i, u in enumerate(participants)]
-    return task
+        row["latest_report_on"] = max(d for d in (closure.applied_on, closure.report_on) if d is not None)
+        row["latest_percent"] = 100
+    return row
 
 
 def _opening_state(plan: RowPlan) -> str:
@@ -1102,51 +1198,98 @@ def _opening_state(plan: RowPlan) -> str:
     return State.rectifying.value
 
 
-def _history(w: Writer, plan: RowPlan, task: Task) -> None:
+def _history(w: Writer, plan: RowPlan, task: dict[str, Any]) -> list[dict[str, Any]]:
     """导入历史: the dated events that make the replay as of any past date give the sheet's picture."""
     state = _opening_state(plan)
-    data = {"assigned_on": plan.assigned_on, "deadline": task.deadline, "deadline_kind": task.deadline_kind,
-            "deadline_text": task.deadline_text, "source": w.source, "row": plan.row, "code": plan.code,
+    data = {"assigned_on": plan.assigned_on, "deadline": task["deadline"], "deadline_kind": task["deadline_kind"],
+            "deadline_text": task["deadline_text"], "source": w.source, "row": plan.row, "code": plan.code,
             "leads": [_real(u).name for u in plan.leads], "participants": [_real(u).name for u in plan.participants]}
     if state == State.pending.value:
         data = {"source": w.source, "row": plan.row, "code": plan.code, "deadline_text": plan.deadline_text}
     if plan.milestones:
         data["milestones"] = [{"due_on": m.due_on, "description": m.description,
                                "planned_percent": m.planned_percent, "met_on": m.met_on} for m in plan.milestones]
-    record_event(w.s, w.actor, w.now, "import", task=task, to_state=state, data=data,
-                 effective_on=plan.assigned_on or w.today)
+
+    def event(action: str, **fields: Any) -> dict[str, Any]:
+        return event_fields(w.actor, w.now, action, task_id=task["id"], **fields)
+
+    events = [event("import", to_state=state, data=data, effective_on=plan.assigned_on or w.today)]
     closure = _closure(plan, w.today)
     if closure.report_on is not None:
-        record_event(w.s, w.actor, w.now, "report", task=task, from_state=state, to_state=state,
-                     data={"text": plan.progress, "percent": plan.percent, "source": w.source},
-                     effective_on=closure.report_on)
-        if w.actor is not None:  # the importer's report; at the command line the event alone carries it
-            w.s.add(ProgressReport(task=task, reported_on=closure.report_on, text=plan.progress,
-                                   percent=plan.percent, purpose="progress", membership_id=w.actor.id,
-                                   created_at=w.now))
+        events.append(event("report", from_state=state, to_state=state, effective_on=closure.report_on,
+                            data={"text": plan.progress, "percent": plan.percent, "source": w.source}))
     if closure.applied_on is not None:
-        record_event(w.s, w.actor, w.now, "submit", task=task, from_state=state, to_state=State.verifying.value,
-                     data={"text": "导入：申请销号", "source": w.source}, effective_on=closure.applied_on)
+        events.append(event("submit", from_state=state, to_state=State.verifying.value,
+                            effective_on=closure.applied_on, data={"text": "导入：申请销号", "source": w.source}))
         state = State.verifying.value
     if plan.state == State.closed.value:
-        record_event(w.s, w.actor, w.now, "close", task=task, from_state=state, to_state=State.closed.value,
-                     data={"closed_on": plan.closed_on, "verifier": plan.verifier_name,
-                           "closure_doc_no": plan.closure_doc_no, "source": w.source}, effective_on=plan.closed_on)
+        events.append(event("close", from_state=state, to_state=State.closed.value, effective_on=plan.closed_on,
+                            data={"closed_on": plan.closed_on, "verifier": plan.verifier_name,
+                                  "closure_doc_no": plan.closure_doc_no, "source": w.source}))
+    return events
 
 
-def _create_tasks(w: Writer, plans: list[RowPlan]) -> list[Task]:
-    tasks = [_new_task(w, plan) for plan in plans]
+def _create_tasks(w: Writer, plans: list[RowPlan]) -> None:
+    """The new tasks, each with its units, milestones, history, today's 序时进度 and the escalation levels
+    already passed (导入基线: recorded, nothing sent), written table by table in a few statements
+    (executemany) — not object by object, which cost ~10 rows' worth of ORM work and SQL per task."""
+    problems = [_problem(w, plan.channel.id, _real(plan.round).id, plan.problem) for plan in plans]
+    w.s.flush()  # the new 所属问题 (and anything made before) have their ids
     ctx = schedule.load_context(w.s)
-    for task in tasks:  # today's 序时进度 before the INSERT, so no second UPDATE per task
-        schedule.refresh(task, w.today, ctx)
-    w.s.add_all(tasks)
-    w.s.flush()
-    for plan, task in zip(plans, tasks, strict=True):
-        _history(w, plan, task)
-    w.s.flush()
-    for task in tasks:  # the levels already passed are the baseline: nothing is sent for the past
-        escalation.baseline(w.s, task, w.today, w.now, ctx, new=True)
-    return tasks
+    tasks = [_new_task(w, plan, problem.id if isinstance(problem, Problem) else problem)
+             for plan, problem in zip(plans, problems, strict=True)]
+    kept = []
+    for plan, task in zip(plans, tasks, strict=True):  # today's 序时进度 and checks, as schedule.refresh keeps them
+        values = SimpleNamespace(**task, milestones=plan.milestones, children=[], plan_submitted_on=None,
+                                 plan_approved_on=None)
+        schedule.refresh(values, w.today, ctx)
+        task.update({name: getattr(values, name) for name in _KEPT_VALUES})
+        kept.append(values)
+    for task, task_id in zip(tasks, _insert_tasks(w.s, tasks), strict=True):
+        task["id"] = task_id
+    units, milestones, events, reports, records, scan_events = [], [], [], [], [], []
+    for plan, task, values in zip(plans, tasks, kept, strict=True):
+        if plan.state != State.pending.value:
+            leads = [_real(u) for u in plan.leads]
+            units += [{"task_id": task["id"], "unit_id": u.id, "role": role, "position": i} for i, (u, role) in
+                      enumerate([(u, "lead") for u in leads] + [(_real(u), "participant") for u in plan.participants])]
+        milestones += [{"task_id": task["id"], "due_on": m.due_on, "description": m.description,
+                        "planned_percent": m.planned_percent, "met_on": m.met_on} for m in plan.milestones]
+        events += _history(w, plan, task)
+        report_on = _closure(plan, w.today).report_on
+        if report_on is not None and w.actor is not None:  # at the command line the event alone carries it
+            reports.append({"task_id": task["id"], "reported_on": report_on, "text": plan.progress,
+                            "percent": plan.percent, "purpose": "progress", "membership_id": w.actor.id,
+                            "created_at": w.now})
+        values.id = task["id"]
+        for item, key in escalation.baseline_levels(values, w.today, ctx):  # the levels already passed
+            records.append(escalation.record_row(task["id"], item, key, "baseline", w.today))
+            action, data = escalation.record_event_data(item, "baseline")
+            scan_events.append(event_fields(None, w.now, action, task_id=task["id"], data=data, effective_on=w.today))
+    for table, rows in ((TaskUnit, units), (Milestone, milestones), (ProgressReport, reports),
+                        (EscalationRecord, records)):
+        if rows:
+            w.s.execute(insert(table.__table__), rows)
+    record_first_events(w.s, events + scan_events)  # each task's history first, its baseline after, as before
+
+
+# Today's values ``schedule.refresh`` keeps on a task (DESIGN §5), computed before the INSERT.
+_KEPT_VALUES = ("schedule", "overdue", "not_reported", "next_check_on", "schedule_as_of", "escalation_check_on")
+
+
+def _insert_tasks(s: Session, tasks: list[dict[str, Any]]) -> list[int]:
+    """INSERT the task rows; their ids, in order. On PostgreSQL the ids are drawn from the sequence first
+    (one statement) and the rows go in by executemany: psycopg parses the placeholders of a multi-row
+    ``INSERT … RETURNING`` in Python, which cost more than the insert itself. SQLite returns them."""
+    table = Task.__table__
+    if not tasks:
+        return []
+    if s.get_bind().dialect.name == "postgresql":
+        sequence = func.pg_get_serial_sequence(table.name, "id")
+        ids = list(s.scalars(select(func.nextval(sequence)).select_from(func.generate_series(1, len(tasks)))))
+        s.execute(insert(table), [{**task, "id": task_id} for task, task_id in zip(tasks, ids, strict=True)])
+        return ids
+    return list(s.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), tasks))
 
 
 def _changes(plan: RowPlan) -> tuple[dict[str, str], dict[str, str]]:
@@ -1174,7 +1317,8 @@ def _update_task(w: Writer, plan: RowPlan, report: ImportReport) -> bool:
         return False
     for name, value in after.items():
         if name == "problem":
-            task.problem = _problem(w, task.channel_id, task.round_id, value)
+            problem = _problem(w, task.channel_id, task.round_id, value)
+            task.problem = problem if isinstance(problem, Problem) else w.s.get(Problem, problem)
         else:
             setattr(task, name, value)
     record_event(w.s, w.actor, w.now, "edit", task=task,
@@ -1197,7 +1341,7 @@ def _report_action_fields(plan: RowPlan, task: Task, report: ImportReport) -> No
 
 def write(w: Writer, plans: list[RowPlan], directory: Directory, report: ImportReport) -> None:
     _materialise(w, directory, report)
-    _load_problems(w)
+    _load_problems(w, plans)
     new = [p for p in plans if p.existing is None]
     _create_tasks(w, new)
     report.created = len(new)

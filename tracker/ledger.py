@@ -1,15 +1,18 @@
 """月度整改销号台账: the monthly closure ledger of a region's subtree as of a month's end (DESIGN §7 Export).
 
 A workbook builder: it reads through the session and writes one file, nothing else (no Flask, no
-commit). The tasks are read in batches in the ledger's order (keyset pagination) and each row is
-written as soon as it is known — XlsxWriter's ``constant_memory`` mode for ``.xlsx``, ``csv`` for
-``.csv`` — so memory does not grow with the number of tasks. Every value is the one in force at the
-as-of date D (DESIGN §3): state, deadline, 序时进度, latest progress and percent, closure dates.
+commit). The tasks are read in batches in the ledger's order (keyset pagination) as plain columns, with
+one query per batch for each other table, and each row is written as soon as it is known, so memory does
+not grow with the number of tasks. Every value is the one in force at the as-of date D (DESIGN §3):
+state, deadline, 序时进度, latest progress and percent, closure dates — read from the task's own columns
+when nothing happened to it after D, else replayed from its history.
 
 Sheets: 汇总 (the §5 report by channel × round, region and unit), 整改台账 (continued on 整改台账(2) …
-past ``MAX_ROWS``), 本月销号, 逾期及督办, 本期未报送. Rows of the last three are spooled to temporary
-files during the one pass over the tasks and copied after, so the ledger's continuation sheets sit
-right after it. User text is always written as text: never a formula (CSV cells that start with
+past ``MAX_ROWS``), 本月销号, 逾期及督办, 本期未报送. In an ``.xlsx`` the data rows of every list are
+written as SpreadsheetML to temporary files during the one pass over the tasks (``_Rows``: the bytes
+XlsxWriter writes for those cells, at a tenth of its cost per cell); then XlsxWriter makes the workbook
+— 汇总, titles, headers, formats, widths, print setup — and the rows are put into their sheets
+(``_assemble``). User text is always written as text: never a formula (CSV cells that start with
 = + - @ get a leading quote).
 """
 
@@ -17,26 +20,36 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import pickle
+import functools
+import io
+import re
+import shutil
 import tempfile
 import unicodedata
-from collections.abc import Callable, Iterator
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import IO, Any
+from xml.etree import ElementTree
 
 import xlsxwriter
-from sqlalchemy import func, select, tuple_
-from sqlalchemy.orm import Session, load_only, selectinload
+from sqlalchemy import Integer, Row, any_, cast, func, literal, select, tuple_, union
+from sqlalchemy import text as sql
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+from xlsxwriter.utility import xl_col_to_name
 
 from tracker.ladder import WARNING
-from tracker.ledger_columns import LEDGER_COLUMNS, Column, MilestoneLine, format_milestone
+from tracker.ledger_columns import LEDGER_COLUMNS, Column, milestone_text
 from tracker.models import (
     Channel,
     EscalationRecord,
     EscalationRule,
     Event,
     Milestone,
+    Problem,
     ProgressReport,
     Region,
     Round,
@@ -47,13 +60,15 @@ from tracker.models import (
 from tracker.progress import (
     BUCKET_LABELS,
     Classification,
+    MilestoneFact,
     Snapshot,
+    classify,
     is_unreported,
     last_due_period,
     reporting_period,
 )
 from tracker.reports import GROUPINGS, Report, Tally, cell_counts
-from tracker.schedule import classify_as_of, counted_candidates, snapshots_as_of
+from tracker.schedule import counted_candidates, current_snapshot, snapshots_as_of
 from tracker.settings import TimeSettings
 from tracker.workflow import STATE_LABELS, State
 
@@ -129,6 +144,10 @@ def export(s: Session, region: Region, month: str, path: Path, *, today: dt.date
         raise ValueError("只能导出.xlsx或.csv文件")
     context = _Context(s, region, as_of, settings, current=as_of == today, progress=progress)
     context.load()
+    if context.postgresql:
+        # Each batch's queries name 2,000 ids, which PostgreSQL's planner prices high enough to compile
+        # them (JIT, ~15 ms a query, for queries that take a few): not for the rest of this transaction.
+        s.execute(sql("SET LOCAL jit = off"))
     if suffix == ".csv":
         return _export_csv(context, path)
     return _export_xlsx(context, path)
@@ -147,15 +166,24 @@ class _Context:
     channels: dict[int, Channel] = field(default_factory=dict)
     rounds: dict[int, Round] = field(default_factory=dict)
     regions: dict[int, Region] = field(default_factory=dict)  # the subtree
+    units: dict[int, tuple[str, int]] = field(default_factory=dict)  # every unit: (name, region id)
+    all_regions: dict[int, Region] = field(default_factory=dict)  # a lead unit's region may be outside the subtree
+    rule_names: dict[int, str] = field(default_factory=dict)  # 督办等级 → its measure (预警, 函告 …)
     progress: Callable[[int, int | None], None] | None = None  # (tasks read, candidates) after each batch
     total: int = 0  # the candidates, known once the groups are counted
+    postgresql: bool = False
 
     def load(self) -> None:
-        """The reference rows, held here so that every task's channel, round and region is a dict lookup."""
+        """The reference rows, read once, so that every name a row prints is a dict lookup."""
         self.channels = {c.id: c for c in self.s.scalars(select(Channel))}
         self.rounds = {r.id: r for r in self.s.scalars(select(Round))}
-        self.regions = {r.id: r for r in self.s.scalars(select(Region).where(
-            Region.path.startswith(self.region.path, autoescape=True)))}
+        self.all_regions = {r.id: r for r in self.s.scalars(select(Region))}
+        self.regions = {r.id: r for r in self.all_regions.values()
+                        if r.path.startswith(self.region.path)}
+        self.units = {row.id: (row.name, row.region_id) for row in self.s.execute(
+            select(Unit.id, Unit.name, Unit.region_id))}
+        self.rule_names = {r.level: r.name for r in self.s.scalars(select(EscalationRule))}
+        self.postgresql = self.s.get_bind().dialect.name == "postgresql"
 
     @property
     def month_start(self) -> dt.date:
@@ -174,12 +202,16 @@ class _Line:
 
 
 _GROUP = (Task.channel_id, Task.round_id, Task.region_id)  # the unique (…, code) index starts with these
+# Plain columns, not ORM objects (a tenth of the cost per row): the ledger's own fields, and the values
+# kept on the task that give its snapshot when nothing happened to it after D (``schedule.current_snapshot``).
 _LOADED = (Task.id, Task.code, Task.channel_id, Task.round_id, Task.region_id, Task.kind, Task.problem_id, Task.title,
            Task.description, Task.category, Task.responsible_leader, Task.contact, Task.target, Task.measures,
-           Task.deadline_text, Task.accountability, Task.remarks)
+           Task.deadline_text, Task.accountability, Task.remarks,
+           Task.state, Task.assigned_on, Task.deadline, Task.deadline_kind, Task.closure_applied_on,
+           Task.latest_percent, Task.latest_report_on, Task.plan_approved_on, Task.extension_count)
 
 
-def _batches(ctx: _Context) -> Iterator[list[Task]]:
+def _batches(ctx: _Context) -> Iterator[list[Row]]:
     """Counted candidates of the subtree in ledger order (channel, round, region, code), about ``BATCH``
     at a time. The order is by positions and names, never by ids, so two installations holding the same
     ledger list it alike (a region by the names from the subtree's root down to it).
@@ -193,9 +225,7 @@ def _batches(ctx: _Context) -> Iterator[list[Task]]:
     ctx.total = sum(g[3] for g in counts)
     order = sorted(counts, key=lambda g: (channels[g[0]].position, channels[g[0]].name, rounds[g[1]].position,
                                           rounds[g[1]].name, region_names(regions, regions[g[2]])))
-    query = candidates.options(
-        load_only(*_LOADED), selectinload(Task.task_units).selectinload(TaskUnit.unit).selectinload(Unit.region),
-        selectinload(Task.problem))
+    query = candidates.with_only_columns(*_LOADED)
     chunk: list[tuple] = []
     size = 0  # tasks in ``chunk``
     for group in order:
@@ -218,7 +248,7 @@ def region_names(regions: dict[int, Region], region: Region) -> tuple[str, ...]:
                  if part and int(part) in regions)
 
 
-def _whole(ctx: _Context, query, groups: list[tuple]) -> Iterator[list[Task]]:
+def _whole(ctx: _Context, query, groups: list[tuple]) -> Iterator[list[Row]]:
     """Every candidate of these (channel, round, region) groups, in their order, then by code."""
     if not groups:
         return
@@ -227,56 +257,86 @@ def _whole(ctx: _Context, query, groups: list[tuple]) -> Iterator[list[Task]]:
     # no index condition: it scanned the whole table once per batch). Groups come in channel and round
     # order, so a batch spans few channels and rounds and the lists select (almost) exactly its groups.
     channels, rounds, regions = ({g[i] for g in rank} for i in range(3))
-    found = ctx.s.scalars(query.where(Task.channel_id.in_(channels), Task.round_id.in_(rounds),
+    found = ctx.s.execute(query.where(Task.channel_id.in_(channels), Task.round_id.in_(rounds),
                                       Task.region_id.in_(regions))).all()
     tasks = [t for t in found if (t.channel_id, t.round_id, t.region_id) in rank]
     yield sorted(tasks, key=lambda t: (rank[(t.channel_id, t.round_id, t.region_id)], t.code, t.id))
 
 
-def _large_group(ctx: _Context, query, group: tuple) -> Iterator[list[Task]]:
+def _large_group(ctx: _Context, query, group: tuple) -> Iterator[list[Row]]:
     channel_id, round_id, region_id = group
     query = query.where(Task.channel_id == channel_id, Task.round_id == round_id, Task.region_id == region_id)
     query = query.order_by(Task.code, Task.id).limit(BATCH)
     last: tuple | None = None
-    while batch := ctx.s.scalars(query if last is None else query.where(
+    while batch := ctx.s.execute(query if last is None else query.where(
             tuple_(Task.code, Task.id) > tuple_(*last))).all():
         yield batch
         last = (batch[-1].code, batch[-1].id)
 
 
+def _among(ctx: _Context, column, ids: Iterable[int]):
+    """``column IN ids`` for a batch's ids. On PostgreSQL one array parameter (``= ANY``): the driver
+    parses a statement's placeholders in Python, and 2,000 of them per statement cost more than the query."""
+    if ctx.postgresql:  # sent as the array's text, which the driver passes on as it is
+        return column == any_(cast(literal("{" + ",".join(map(str, ids)) + "}"), ARRAY(Integer)))
+    return column.in_(ids)
+
+
 @dataclass
 class _Facts:
-    """Per batch, what the snapshot does not hold: one query each."""
+    """Per batch, what the task's own columns do not hold: one query each."""
 
+    units: dict[int, list[tuple[str, int]]]  # (role, unit id) in the task's order
+    problems: dict[int, str]  # 所属问题 titles
+    milestone_facts: dict[int, list[MilestoneFact]]
+    milestones: dict[int, str]  # 阶段目标, met as of D
     progress: dict[int, str]  # latest report text on or before D
     closures: dict[int, dict]  # the closing event in force at D: closed_on, verifier, closure_doc_no
-    milestones: dict[int, str]  # 阶段目标, met as of D
     levels: dict[int, int]  # 督办等级 in force at D
     measures: dict[int, list[str]]  # escalation acts (level ≥ 2) within the month
-    names: dict[int, str]  # 督办等级 → its measure (预警, 函告 …)
 
 
-def _facts(ctx: _Context, ids: list[int], rule_names: dict[int, str]) -> _Facts:
-    return _Facts(_latest_progress(ctx, ids), _closures(ctx, ids), _milestones(ctx, ids),
-                  *_escalations(ctx, ids, rule_names), rule_names)
+def _facts(ctx: _Context, batch: list[Row]) -> _Facts:
+    ids = [t.id for t in batch]
+    facts, texts = _milestones(ctx, ids)
+    return _Facts(_units(ctx, ids), _problems(ctx, batch), facts, texts, _latest_progress(ctx, ids), {},
+                  *_escalations(ctx, ids))
 
 
-def _milestones(ctx: _Context, ids: list[int]) -> dict[int, str]:
+def _units(ctx: _Context, ids: list[int]) -> dict[int, list[tuple[str, int]]]:
+    found: dict[int, list[tuple[str, int]]] = {}
+    for task_id, role, unit_id in ctx.s.execute(
+            select(TaskUnit.task_id, TaskUnit.role, TaskUnit.unit_id).where(_among(ctx, TaskUnit.task_id, ids))
+            .order_by(TaskUnit.task_id, TaskUnit.position)):
+        found.setdefault(task_id, []).append((role, unit_id))
+    return found
+
+
+def _problems(ctx: _Context, batch: list[Row]) -> dict[int, str]:
+    wanted = {t.problem_id for t in batch if t.problem_id is not None}
+    if not wanted:
+        return {}
+    return dict(ctx.s.execute(select(Problem.id, Problem.title).where(_among(ctx, Problem.id, wanted))).all())
+
+
+def _milestones(ctx: _Context, ids: list[int]) -> tuple[dict[int, list[MilestoneFact]], dict[int, str]]:
+    facts: dict[int, list[MilestoneFact]] = {}
     found: dict[int, list[str]] = {}
-    rows = ctx.s.scalars(select(Milestone).where(Milestone.task_id.in_(ids))
+    rows = ctx.s.execute(select(Milestone.task_id, Milestone.due_on, Milestone.description, Milestone.planned_percent,
+                                Milestone.met_on).where(_among(ctx, Milestone.task_id, ids))
                          .order_by(Milestone.task_id, Milestone.due_on, Milestone.description, Milestone.id))
-    for m in rows:
-        met_on = m.met_on if m.met_on is not None and m.met_on <= ctx.as_of else None
-        found.setdefault(m.task_id, []).append(
-            format_milestone(MilestoneLine(m.due_on, m.description, m.planned_percent, met_on)))
-    return {task_id: "\n".join(lines) for task_id, lines in found.items()}
+    for task_id, due_on, description, planned_percent, met_on in rows:
+        facts.setdefault(task_id, []).append(MilestoneFact(due_on, planned_percent, met_on))
+        met_on = met_on if met_on is not None and met_on <= ctx.as_of else None
+        found.setdefault(task_id, []).append(milestone_text(due_on, description, planned_percent, met_on))
+    return facts, {task_id: "\n".join(lines) for task_id, lines in found.items()}
 
 
 def _latest_progress(ctx: _Context, ids: list[int]) -> dict[int, str]:
     rank = func.row_number().over(partition_by=ProgressReport.task_id,
                                   order_by=(ProgressReport.reported_on.desc(), ProgressReport.id.desc()))
     ranked = (select(ProgressReport.task_id, ProgressReport.text, rank.label("rank"))
-              .where(ProgressReport.task_id.in_(ids), ProgressReport.reported_on <= ctx.as_of,
+              .where(_among(ctx, ProgressReport.task_id, ids), ProgressReport.reported_on <= ctx.as_of,
                      ProgressReport.purpose.in_(("progress", "closure")))
               .subquery())
     found = dict(ctx.s.execute(select(ranked.c.task_id, ranked.c.text).where(ranked.c.rank == 1)).all())
@@ -286,7 +346,7 @@ def _latest_progress(ctx: _Context, ids: list[int]) -> dict[int, str]:
     if missing:
         rows = ctx.s.execute(
             select(Event.task_id, Event.data)
-            .where(Event.task_id.in_(missing), Event.action == "report", Event.effective_on <= ctx.as_of)
+            .where(_among(ctx, Event.task_id, missing), Event.action == "report", Event.effective_on <= ctx.as_of)
             .order_by(Event.task_id, Event.effective_on, Event.id))
         for task_id, data in rows:  # the last one wins
             found[task_id] = (data or {}).get("text") or ""
@@ -294,9 +354,11 @@ def _latest_progress(ctx: _Context, ids: list[int]) -> dict[int, str]:
 
 
 def _closures(ctx: _Context, ids: list[int]) -> dict[int, dict]:
+    if not ids:
+        return {}
     rows = ctx.s.execute(
         select(Event.task_id, Event.effective_on, Event.data)
-        .where(Event.task_id.in_(ids), Event.to_state == State.closed.value, Event.effective_on <= ctx.as_of)
+        .where(_among(ctx, Event.task_id, ids), Event.to_state == State.closed.value, Event.effective_on <= ctx.as_of)
         .order_by(Event.task_id, Event.effective_on, Event.id))
     found = {}
     for task_id, effective_on, data in rows:  # the last one wins
@@ -307,12 +369,12 @@ def _closures(ctx: _Context, ids: list[int]) -> dict[int, dict]:
     return found
 
 
-def _escalations(ctx: _Context, ids: list[int], rule_names: dict[int, str]):
+def _escalations(ctx: _Context, ids: list[int]):
     when = func.coalesce(EscalationRecord.decided_on, EscalationRecord.scan_date)
     rows = ctx.s.execute(
         select(EscalationRecord.task_id, EscalationRecord.level, EscalationRecord.status, when,
                EscalationRecord.doc_no)
-        .where(EscalationRecord.task_id.in_(ids), EscalationRecord.level >= WARNING,
+        .where(_among(ctx, EscalationRecord.task_id, ids), EscalationRecord.level >= WARNING,
                EscalationRecord.status.in_(tuple(RECORD_STATUS)), when <= ctx.as_of)
         .order_by(EscalationRecord.task_id, when, EscalationRecord.level))
     levels: dict[int, int] = {}
@@ -322,42 +384,67 @@ def _escalations(ctx: _Context, ids: list[int], rule_names: dict[int, str]):
             levels[task_id] = max(levels.get(task_id, 0), level)
         if level >= 2 and on >= ctx.month_start:
             note = "，".join(part for part in (RECORD_STATUS[status], doc_no) if part)
-            measures.setdefault(task_id, []).append(f"{on.isoformat()} {rule_names.get(level, level)}（{note}）")
+            measures.setdefault(task_id, []).append(
+                f"{on.isoformat()} {ctx.rule_names.get(level, level)}（{note}）")
     return levels, measures
 
 
-def _lines(ctx: _Context, tallies: list[Tally]) -> Iterator[_Line]:
-    """Every task counted at D, in ledger order, each also counted into the 汇总 tallies."""
-    rule_names = {r.level: r.name for r in ctx.s.scalars(select(EscalationRule))}
+def _snapshots(ctx: _Context, batch: list[Row], facts: _Facts) -> dict[int, Snapshot]:
+    """Each task as it stood at the end of D. A task's columns are kept by every operation, so a task with
+    no event dated after D stands as they say (``schedule.current_snapshot``), and only the others — at
+    the current month's end almost none — have their history replayed (DESIGN §3). One exception: 改派
+    clears the plan's approval date, which the history still counts as the last activity (进展日期), so
+    a task reassigned and not yet approved again is replayed too."""
+    ids = [t.id for t in batch]
+    unapproved = [t.id for t in batch if t.plan_approved_on is None and t.state in _REASSIGNED_STATES]
+    later = select(Event.task_id).where(_among(ctx, Event.task_id, ids), Event.effective_on > ctx.as_of)
+    if unapproved:
+        later = union(later, select(Event.task_id).where(_among(ctx, Event.task_id, unapproved),
+                                                         Event.action == "reassign"))
+    replay = set(ctx.s.scalars(later))
+    replayed = snapshots_as_of(ctx.s, [t for t in batch if t.id in replay], ctx.as_of,
+                               milestones=facts.milestone_facts) if replay else {}
+    return {t.id: replayed[t.id] if t.id in replay else
+            current_snapshot(t, ctx.as_of, facts.milestone_facts.get(t.id, [])) for t in batch}
+
+
+_REASSIGNED_STATES = (State.assigned.value, State.signed.value)  # where 改派 leaves a task until its plan is approved
+
+
+def _lines(ctx: _Context, counts: _Counts) -> Iterator[_Line]:
+    """Every task counted at D, in ledger order, each also counted for the 汇总 sheet."""
     # Past months: the period due in the month; the current month: today's period, as the task's flag
     # (computed here from the history, so the export does not depend on when the day's refresh ran).
     period = reporting_period if ctx.current else last_due_period
     period_start, _due = period(ctx.settings.reporting, ctx.as_of)
+    classify_start, _due = reporting_period(ctx.settings.reporting, ctx.as_of)
+    tolerance = ctx.settings.tolerance
     done = 0
     for batch in _batches(ctx):
         if ctx.progress is not None:
             ctx.progress(done, ctx.total)
         done += len(batch)
-        snapshots = snapshots_as_of(ctx.s, batch, ctx.as_of)
-        results = classify_as_of(snapshots, ctx.as_of, ctx.settings)
-        facts = _facts(ctx, [t.id for t in batch], rule_names)
+        facts = _facts(ctx, batch)
+        snapshots = _snapshots(ctx, batch, facts)
+        # The closing event (销号日期, 验收单位, 文号 as recorded) of the tasks closed at D only: a query
+        # that reads the events of every task it names.
+        facts.closures = _closures(ctx, [i for i, snap in snapshots.items() if snap.state == State.closed.value])
         for task in batch:
-            if task.id not in results:
+            snap = snapshots[task.id]
+            if not snap.counted:
                 continue
-            snap, result = snapshots[task.id], results[task.id]
-            counts = cell_counts(snap, result)  # worked out once for the three tallies
-            for tally in tallies:
-                tally.add_counts(task, counts)
-            unreported = is_unreported(snap, period_start)
-            yield _line(ctx, task, snap, result, facts, unreported)
+            result = classify(snap, classify_start, tolerance)
+            units = facts.units.get(task.id, [])
+            counts.add(task, [u for role, u in units if role == "lead"], cell_counts(snap, result))
+            yield _line(ctx, task, units, snap, result, facts, is_unreported(snap, period_start))
     if ctx.progress is not None:
         ctx.progress(done, ctx.total)
 
 
-def _line(ctx: _Context, task: Task, snap: Snapshot, result: Classification, facts: _Facts,
-          unreported: bool) -> _Line:
+def _line(ctx: _Context, task: Row, units: list[tuple[str, int]], snap: Snapshot, result: Classification,
+          facts: _Facts, unreported: bool) -> _Line:
     closure = facts.closures.get(task.id) if snap.state == State.closed.value else None
-    values = _fields(ctx, task) | _as_of_fields(snap, result, facts, task.id) | {
+    values = _fields(ctx, task, units, facts) | _as_of_fields(ctx, snap, result, facts, task.id) | {
         "closed_on": closure["closed_on"] if closure else None,
         "verifier": closure["verifier"] if closure else "",
         "closure_doc_no": closure["closure_doc_no"] if closure else "",
@@ -368,22 +455,24 @@ def _line(ctx: _Context, task: Task, snap: Snapshot, result: Classification, fac
     return _Line(values, closed_in_month, result.overdue, "\n".join(measures), unreported)
 
 
-def _fields(ctx: _Context, task: Task) -> dict[str, Any]:
+def _fields(ctx: _Context, task: Row, units: list[tuple[str, int]], facts: _Facts) -> dict[str, Any]:
     """The ledger record's own fields (DESIGN §3); never 信访人信息."""
+    names = ctx.units
     return {
         "code": task.code, "channel": ctx.channels[task.channel_id].name,
         "round": ctx.rounds[task.round_id].name, "kind": task.kind,
-        "problem": task.problem.title if task.problem else "", "title": task.title,
+        "problem": facts.problems.get(task.problem_id, ""), "title": task.title,
         "description": task.description, "region": ctx.regions[task.region_id].name, "category": task.category,
-        "leads": "、".join(u.name for u in task.lead_units),
-        "participants": "、".join(u.name for u in task.participant_units),
+        "leads": "、".join(names[u][0] for role, u in units if role == "lead"),
+        "participants": "、".join(names[u][0] for role, u in units if role == "participant"),
         "leader": task.responsible_leader, "contact": task.contact, "target": task.target,
         "measures": task.measures, "deadline_text": task.deadline_text,
         "accountability": task.accountability, "remarks": task.remarks,
     }
 
 
-def _as_of_fields(snap: Snapshot, result: Classification, facts: _Facts, task_id: int) -> dict[str, Any]:
+def _as_of_fields(ctx: _Context, snap: Snapshot, result: Classification, facts: _Facts,
+                  task_id: int) -> dict[str, Any]:
     level = facts.levels.get(task_id, 0)
     schedule = BUCKET_LABELS[result.bucket]
     if result.overdue:
@@ -394,12 +483,54 @@ def _as_of_fields(snap: Snapshot, result: Classification, facts: _Facts, task_id
         "progress": facts.progress.get(task_id, ""), "percent": snap.latest_percent,
         "milestones": facts.milestones.get(task_id, ""), "progress_on": snap.last_activity_on,
         "closure_applied_on": snap.closure_applied_on,
-        "escalation": facts.names.get(level, str(level)) if level else "",
+        "escalation": ctx.rule_names.get(level, str(level)) if level else "",
     }
 
 
-def _tallies(ctx: _Context) -> list[Tally]:
-    return [Tally(ctx.s, ctx.region, ctx.as_of, by, ids=False) for by in GROUPINGS]  # counts only
+class _Counts:
+    """The 汇总 figures, gathered while the rows stream: how many tasks share a channel, round, region,
+    lead units and cells (one dict update per task), handed to the three tallies at the end, by channel and
+    round, by region and by lead unit, instead of task by task."""
+
+    def __init__(self, ctx: _Context) -> None:
+        self.ctx = ctx
+        self.seen: dict[tuple, int] = {}
+
+    def add(self, task: Row, leads: list[int], cells: dict[str, int]) -> None:
+        key = (task.channel_id, task.round_id, task.region_id, tuple(leads), tuple(cells))
+        self.seen[key] = self.seen.get(key, 0) + 1
+
+    def _grouped(self) -> tuple[dict[str, int], dict[str, dict[Any, dict[str, int]]]]:
+        total: dict[str, int] = {}
+        groups: dict[str, dict[Any, dict[str, int]]] = {by: {} for by in GROUPINGS}
+        for (channel_id, round_id, region_id, leads, cells), n in self.seen.items():
+            keys = {"channel-round": [(channel_id, round_id)], "region": [region_id], "unit": leads}
+            for target in (total, *(groups[by].setdefault(k, {}) for by in GROUPINGS for k in keys[by])):
+                for cell in cells:
+                    target[cell] = target.get(cell, 0) + n
+        return total, groups
+
+    def tallies(self) -> list[Tally]:
+        ctx = self.ctx
+        total, grouped = self._grouped()
+        tallies = []
+        for by, groups in grouped.items():
+            tally = Tally(ctx.s, ctx.region, ctx.as_of, by, ids=False)  # counts only
+            tally.total.add_counts(total)
+            for key, cells in groups.items():
+                tally.add_counts(self._sample(by, key), cells, total=False)
+            tallies.append(tally)
+        return tallies
+
+    def _sample(self, by: str, key: Any) -> SimpleNamespace:
+        """What the tally's grouping reads of a task (``reports._KEYS``)."""
+        if by == "channel-round":
+            return SimpleNamespace(channel_id=key[0], round_id=key[1])
+        if by == "region":
+            return SimpleNamespace(region=self.ctx.regions[key])
+        name, region_id = self.ctx.units[key]
+        unit = SimpleNamespace(id=key, name=name, region=self.ctx.all_regions[region_id])
+        return SimpleNamespace(task_units=[SimpleNamespace(role="lead", unit_id=key, unit=unit)])
 
 
 def _figures(report: Report) -> list[dict]:
@@ -419,18 +550,21 @@ def _csv_cell(value: Any) -> str:
 
 
 def _export_csv(ctx: _Context, path: Path) -> LedgerSummary:
-    tallies = _tallies(ctx)
+    counts = _Counts(ctx)
     count = 0
     with path.open("w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow([_csv_cell(title(ctx.region, ctx.as_of))])
         writer.writerow(HEADERS)
-        for count, line in enumerate(_lines(ctx, tallies), start=1):
-            writer.writerow([_csv_cell(v) for v in _row(count, line.values, KEYS)])
-    return LedgerSummary(ctx.as_of, count, [LEDGER], path, _figures(tallies[0].report()))
+        for count, line in enumerate(_lines(ctx, counts), start=1):
+            writer.writerow([v if v.__class__ is str and not v.startswith(FORMULA_START) else _csv_cell(v)
+                             for v in _row(count, line.values, KEYS)])
+    return LedgerSummary(ctx.as_of, count, [LEDGER], path, _figures(counts.tallies()[0].report()))
 
 
 def _row(seq: int, values: dict[str, Any], keys: list[str]) -> list[Any]:
+    if keys[0] == "seq":  # every list starts with 序号
+        return [seq, *map(values.get, keys[1:])]
     return [seq if key == "seq" else values.get(key) for key in keys]
 
 
@@ -440,7 +574,12 @@ def _row(seq: int, values: dict[str, Any], keys: list[str]) -> list[Any]:
 def _width(text: str) -> int:
     """Display width in Latin characters: a CJK (wide) character counts two."""
     longest = max((line for line in text[:MAX_WIDTH * 2].split("\n")), key=len, default="")
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in longest)
+    return sum(map(_char_width, longest))
+
+
+@functools.cache
+def _char_width(char: str) -> int:
+    return 2 if unicodedata.east_asian_width(char) in "WF" else 1
 
 
 class _Formats:
@@ -454,14 +593,19 @@ class _Formats:
         self.percent = book.add_format({**base, "num_format": '0"%"'})
         self.rate = book.add_format({**base, "num_format": "0.0%"})
         self.group = book.add_format({"bold": True, "font_size": 12})
+        # The data rows name their formats by index (``_Rows``): fixed here, in the order XlsxWriter gives
+        # them on first use, and kept by it when it writes the styles.
+        for used in (self.title, self.header, self.text, self.date, self.percent):
+            used._get_xf_index()
+        self.text_xf, self.date_xf, self.percent_xf = (f.xf_index for f in (self.text, self.date, self.percent))
 
 
 class _Sheet:
     """One worksheet written top to bottom (constant_memory): a merged title row, then rows; widths
     follow the widest text seen, and the print setup is A3 landscape, one page wide, with gridlines.
 
-    Text cells carry no format of their own: the column's (wrapped, top-aligned) applies, which keeps
-    the per-cell work — the bulk of a 10⁵-row export — small. Empty cells are not written at all."""
+    Text cells carry no format of their own: the column's (wrapped, top-aligned) applies. Empty cells are
+    not written at all. The lists' data rows do not pass through here but through ``_Rows``."""
 
     def __init__(self, book: xlsxwriter.Workbook, fmt: _Formats, name: str, heading: str, columns: int,
                  widths: list[int] | None = None) -> None:
@@ -518,99 +662,203 @@ class _Sheet:
 
 class _LedgerSheets:
     """A list of tasks — 整改台账 and the lists after it — continued on NAME(2) … once a sheet reaches
-    ``MAX_ROWS``; 序号 runs on across them."""
+    ``MAX_ROWS``; 序号 runs on across them. Its rows go to ``_Rows`` parts during the one pass over the
+    tasks; the sheets themselves are made when the workbook is assembled (``_export_xlsx``)."""
 
-    def __init__(self, book: xlsxwriter.Workbook, fmt: _Formats, name: str, heading: str,
-                 columns: tuple[Column, ...], extra: tuple[str, ...] = ()) -> None:
-        self.book, self.fmt, self.base, self.heading = book, fmt, name, heading
+    def __init__(self, fmt: _Formats, name: str, columns: tuple[Column, ...], extra: tuple[str, ...] = ()) -> None:
+        self.fmt, self.base = fmt, name
         self.keys = [c.key for c in columns]
         self.headers = [c.header for c in columns] + list(extra)
         self.designed = [c.width for c in columns] + [30] * len(extra)
-        self.numbers = {self.keys.index("percent"): fmt.percent} if "percent" in self.keys else {}
-        self.sheets: list[_Sheet] = []
+        self.numbers = {self.keys.index("percent"): fmt.percent_xf} if "percent" in self.keys else {}
+        self.parts: list[tuple[str, _Rows]] = []
         self.count = 0
         self._open()
 
     def _open(self) -> None:
-        if self.sheets:
-            self.sheets[-1].finish()
-        name = self.base if not self.sheets else f"{self.base}({len(self.sheets) + 1})"
-        sheet = _Sheet(self.book, self.fmt, name, self.heading, len(self.headers), self.designed)
-        sheet.header(self.headers)
-        sheet.freeze()
-        self.sheets.append(sheet)
+        name = self.base if not self.parts else f"{self.base}({len(self.parts) + 1})"
+        self.parts.append((name, _Rows(self.fmt, self.designed)))
 
     def add(self, values: dict[str, Any], extra: list[Any] = ()) -> None:
-        if self.sheets[-1].row >= MAX_ROWS:
+        if self.parts[-1][1].row >= MAX_ROWS:
             self._open()
         self.count += 1
-        self.sheets[-1].write([*_row(self.count, values, self.keys), *extra], number_formats=self.numbers)
+        self.parts[-1][1].write([*_row(self.count, values, self.keys), *extra], self.numbers)
 
-    def close(self) -> list[str]:
-        self.sheets[-1].finish()
-        return [sheet.name for sheet in self.sheets]
+    def sheets(self, book: xlsxwriter.Workbook, heading: str) -> Iterator[tuple[_Sheet, _Rows]]:
+        """Each part's worksheet (title, headers, widths, print setup), with the rows that go in it."""
+        for name, rows in self.parts:
+            sheet = _Sheet(book, self.fmt, name, heading, len(self.headers), rows.widths)
+            sheet.header(self.headers)
+            sheet.freeze()
+            yield sheet, rows
+
+    def close(self) -> None:
+        for _name, rows in self.parts:
+            rows.close()
 
 
-class _Spool:
-    """Rows for a later sheet, kept on disk until the ledger pass is done."""
+# The cells of the data rows, written as SpreadsheetML here rather than through XlsxWriter's per-cell API,
+# which costs ~8 µs a cell — most of a 10⁵-row export. They are what XlsxWriter writes in constant_memory
+# mode, byte for byte: inline strings (control characters as _xHHHH_, a literal _xHHHH_ escaped, & < >
+# escaped, xml:space="preserve" for text with leading or trailing whitespace, at most 32767 UTF-16 units),
+# dates as serial numbers, numbers as %.16G, and the format index of the cell or else of its column.
+_ESCAPED_ESCAPE = re.compile("(_x[0-9a-fA-F]{4}_)")
+_CONTROL = re.compile(r"([\x00-\x08\x0b-\x1f])")
+STRING_MAX = 32767  # Excel's longest text, in UTF-16 units
+EXCEL_EPOCH = dt.date(1899, 12, 30)  # serial 0, for dates after 1900-02-28 (Excel's 1900 leap-year bug)
+_LEAP_BUG = dt.date(1900, 2, 28)
+_COLUMN_LETTERS = [xl_col_to_name(c) for c in range(64)]
 
-    def __init__(self) -> None:
+
+def _inline_string(text: str) -> str:
+    if len(text) > STRING_MAX // 2 and len(text.encode("utf-16-le", "surrogatepass")) // 2 > STRING_MAX:
+        text = _utf16_prefix(text, STRING_MAX)
+    if "_x" in text:
+        text = _ESCAPED_ESCAPE.sub(r"_x005F\1", text)
+    if not text.isprintable():  # a line break, a tab, a control character or a non-character
+        text = _CONTROL.sub(lambda m: f"_x{ord(m.group(1)):04X}_", text)
+        text = text.replace("\ufffe", "_xFFFE_").replace("\uffff", "_xFFFF_")
+    space = ' xml:space="preserve"' if text[0].isspace() or text[-1].isspace() else ""
+    if "&" in text or "<" in text or ">" in text:
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f"<is><t{space}>{text}</t></is>"
+
+
+def _utf16_prefix(text: str, units: int) -> str:
+    length = 0
+    for index, char in enumerate(text):
+        length += 2 if ord(char) > 0xFFFF else 1
+        if length > units:
+            return text[:index]
+    return text
+
+
+def _serial(day: dt.date) -> int:
+    days = (day - EXCEL_EPOCH).days
+    return days if day > _LEAP_BUG else days - 1  # Excel counts a 29 February 1900
+
+
+class _Rows:
+    """The data rows of one sheet, written as XML to a temporary file as they come, and copied into the
+    sheet XlsxWriter made when the workbook is assembled (``_assemble``). Widths follow the widest text
+    seen, as on ``_Sheet``."""
+
+    def __init__(self, fmt: _Formats, widths: list[int]) -> None:
+        self.fmt = fmt
+        self.widths = list(widths)
+        self.row = HEADER_ROWS  # the next row (0-based): after the title and the headers
         self.fh: IO[bytes] = tempfile.TemporaryFile()
 
-    def put(self, item: Any) -> None:
-        pickle.dump(item, self.fh, protocol=pickle.HIGHEST_PROTOCOL)
+    def write(self, values: list[Any], numbers: dict[int, int]) -> None:
+        number = self.row + 1
+        text_xf, widths = self.fmt.text_xf, self.widths
+        cells = [f'<row r="{number}">']
+        for col, value in enumerate(values):
+            if value is None or value == "":
+                continue
+            ref = f"{_COLUMN_LETTERS[col]}{number}"
+            if isinstance(value, str):
+                cells.append(f'<c r="{ref}" s="{text_xf}" t="inlineStr">{_inline_string(value)}</c>')
+                # Only measure text that may be wider than the column already is (a character is at most two).
+                if 2 * len(value) > widths[col] < MAX_WIDTH:
+                    widths[col] = max(widths[col], _width(value))
+            elif isinstance(value, dt.date):
+                cells.append(f'<c r="{ref}" s="{self.fmt.date_xf}"><v>{_serial(value)}</v></c>')
+                widths[col] = max(widths[col], 10)
+            else:
+                cells.append(f'<c r="{ref}" s="{numbers.get(col, text_xf)}"><v>{value:.16G}</v></c>')
+                widths[col] = max(widths[col], len(str(value)) + 2)
+        cells.append("</row>")
+        self.fh.write("".join(cells).encode())
+        self.row += 1
 
-    def __iter__(self) -> Iterator[Any]:
+    @property
+    def size(self) -> int:
+        return self.fh.seek(0, io.SEEK_END)
+
+    def copy_to(self, out: IO[bytes]) -> None:
         self.fh.seek(0)
-        while True:
-            try:
-                yield pickle.load(self.fh)  # our own temporary file, written just above
-            except EOFError:
-                return
+        shutil.copyfileobj(self.fh, out, 1 << 20)
 
     def close(self) -> None:
         self.fh.close()
 
 
 def _export_xlsx(ctx: _Context, path: Path) -> LedgerSummary:
-    book = xlsxwriter.Workbook(str(path), {
+    """One pass over the tasks writes the rows of every list; then XlsxWriter makes the workbook around
+    them (汇总, titles, headers, widths, print setup) and the rows are put into their sheets."""
+    skeleton = io.BytesIO()
+    book = xlsxwriter.Workbook(skeleton, {
         "constant_memory": True, "strings_to_formulas": False, "strings_to_numbers": False,
         "strings_to_urls": False, "default_date_format": "yyyy-mm-dd"})
-    spools = {CLOSED: _Spool(), OVERDUE: _Spool(), UNREPORTED: _Spool()}
+    fmt = _Formats(book)
+    lists = {name: _LedgerSheets(fmt, name, columns, (MEASURES_HEADER,) if name == OVERDUE else ())
+             for name, columns in ((LEDGER, LEDGER_COLUMNS), *LIST_COLUMNS.items())}
     try:
-        fmt = _Formats(book)
+        counts = _Counts(ctx)
+        for line in _lines(ctx, counts):
+            lists[LEDGER].add(line.values)
+            for name, wanted, extra in ((CLOSED, line.closed_in_month, []),
+                                        (OVERDUE, line.overdue or line.measures, [line.measures]),
+                                        (UNREPORTED, line.unreported, [])):
+                if wanted:
+                    lists[name].add(line.values, extra)
+        tallies = counts.tallies()
         heading = title(ctx.region, ctx.as_of)
         summary = _Sheet(book, fmt, SUMMARY, heading, len(SUMMARY_HEADER))
-        ledger = _LedgerSheets(book, fmt, LEDGER, heading, LEDGER_COLUMNS)
-        tallies = _tallies(ctx)
-        for line in _lines(ctx, tallies):
-            ledger.add(line.values)
-            _spool(line, spools)
-        sheets = [SUMMARY, *ledger.close()]
-        for name, spool in spools.items():
-            extra = (MEASURES_HEADER,) if name == OVERDUE else ()
-            sheets += _copy(book, fmt, name, heading, LIST_COLUMNS[name], extra, spool)
+        rows: dict[str, _Rows] = {}
+        for sheets in lists.values():
+            for sheet, part in sheets.sheets(book, heading):
+                sheet.finish()
+                rows[sheet.name] = part
         _write_summary(summary, [t.report() for t in tallies])
-    finally:
-        for spool in spools.values():
-            spool.close()
         book.close()
-    return LedgerSummary(ctx.as_of, ledger.count, sheets, path, _figures(tallies[0].report()))
+        _assemble(skeleton, path, rows)
+    finally:
+        for sheets in lists.values():
+            sheets.close()
+    names = [SUMMARY, *(name for sheets in lists.values() for name, _rows in sheets.parts)]
+    return LedgerSummary(ctx.as_of, lists[LEDGER].count, names, path, _figures(tallies[0].report()))
 
 
-def _spool(line: _Line, spools: dict[str, _Spool]) -> None:
-    for name, wanted, extra in ((CLOSED, line.closed_in_month, []), (OVERDUE, line.overdue or line.measures,
-                                [line.measures]), (UNREPORTED, line.unreported, [])):
-        if wanted:
-            spools[name].put(({c.key: line.values.get(c.key) for c in LIST_COLUMNS[name]}, extra))
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_RELATIONSHIP = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+_PACKAGE = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+_DIMENSION = re.compile(r'<dimension ref="([A-Z]+)1(?::([A-Z]+)\d+)?"/>')
 
 
-def _copy(book, fmt: _Formats, name: str, heading: str, columns: tuple[Column, ...], extra: tuple[str, ...],
-          spool: _Spool) -> list[str]:
-    sheets = _LedgerSheets(book, fmt, name, heading, columns, extra)
-    for values, cells in spool:
-        sheets.add(values, cells)
-    return sheets.close()
+def _assemble(skeleton: io.BytesIO, path: Path, rows: dict[str, _Rows]) -> None:
+    """Copy the workbook XlsxWriter made to ``path``, each sheet of ``rows`` with those rows appended to its
+    ``sheetData`` and its ``dimension`` reaching the last of them."""
+    with zipfile.ZipFile(skeleton) as book, zipfile.ZipFile(path, "w") as out:
+        members = _sheet_members(book)
+        parts = {members[name]: part for name, part in rows.items()}
+        for info in book.infolist():
+            part = parts.get(info.filename)
+            if part is None:
+                out.writestr(info, book.read(info))
+                continue
+            head, tail = book.read(info).decode().split("</sheetData>")
+            found = _DIMENSION.search(head)
+            if found is not None and part.row > HEADER_ROWS:
+                last = found[2] or found[1]
+                head = head.replace(found[0], f'<dimension ref="{found[1]}1:{last}{part.row}"/>', 1)
+            head, tail = head.encode(), ("</sheetData>" + tail).encode()
+            info.file_size = len(head) + part.size + len(tail)  # ZIP64 only when that needs it, as XlsxWriter
+            with out.open(info, "w") as fh:
+                fh.write(head)
+                part.copy_to(fh)
+                fh.write(tail)
+
+
+def _sheet_members(book: zipfile.ZipFile) -> dict[str, str]:
+    """Sheet name → its XML member, from the workbook and its relationships."""
+    targets = {rel.get("Id"): rel.get("Target") for rel in
+               ElementTree.fromstring(book.read("xl/_rels/workbook.xml.rels")).iter(f"{_PACKAGE}Relationship")}
+    workbook = ElementTree.fromstring(book.read("xl/workbook.xml"))
+    return {sheet.get("name"): "xl/" + targets[sheet.get(_RELATIONSHIP)].lstrip("/").removeprefix("xl/")
+            for sheet in workbook.iter(f"{_MAIN}sheet")}
 
 
 def _write_summary(sheet: _Sheet, reports: list[Report]) -> None:
@@ -623,4 +871,3 @@ def _write_summary(sheet: _Sheet, reports: list[Report]) -> None:
                          row.overdue, row.extended, row.closure_rate], number_formats={RATE_COL: sheet.fmt.rate})
         sheet.blank_row()
     sheet.finish()
-

@@ -87,11 +87,17 @@ class MilestoneLine:
 
 
 def format_milestone(m: MilestoneLine) -> str:
-    text = f"{m.due_on.isoformat()} {m.description}"
-    if m.planned_percent is not None:
-        text += f" {m.planned_percent}%"
-    if m.met_on is not None:
-        text += f"（已完成 {m.met_on.isoformat()}）"
+    return milestone_text(m.due_on, m.description, m.planned_percent, m.met_on)
+
+
+def milestone_text(due_on: dt.date, description: str, planned_percent: int | None = None,
+                   met_on: dt.date | None = None) -> str:
+    """``format_milestone`` of the parts (the export formats ~2 milestones per task, 10⁵ tasks at a time)."""
+    text = f"{due_on.isoformat()} {description}"
+    if planned_percent is not None:
+        text += f" {planned_percent}%"
+    if met_on is not None:
+        text += f"（已完成 {met_on.isoformat()}）"
     return text
 
 

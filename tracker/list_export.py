@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from tracker.ledger import _csv_cell as csv_cell
 from tracker.models import Membership, Task, TaskUnit
-from tracker.queries import SCHEDULE_FILTERS, SORTS, TaskFilter, filtered_tasks
+from tracker.queries import SCHEDULE_FILTERS, TaskFilter, filtered_tasks, list_order
 from tracker.schedule import load_rules
 from tracker.workflow import STATE_LABELS, State
 
@@ -33,8 +33,7 @@ BATCH = 500
 def ordered_query(s: Session, membership: Membership, f: TaskFilter) -> Select[tuple[Task]]:
     """The list's tasks in the list's order, built now: the statement carries the scope as values, so it
     can run later (a streamed response runs it after the view has returned)."""
-    _label, key, descending = SORTS[f.sort]
-    order = (key.desc(), Task.id.desc()) if descending else (key.asc(), Task.id.asc())
+    _key, order, _descending = list_order(membership, f)
     return filtered_tasks(s, membership, f).order_by(*order)
 
 

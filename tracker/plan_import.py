@@ -41,6 +41,8 @@ from tracker.workflow import State
 
 TITLE_MAX = 60
 SOURCE = "整改方案导入"
+# A plan is a document of some pages (003 is about 60 KB); a larger file is refused before it is read.
+MAX_PLAN_BYTES = 5 * 1024 * 1024
 
 _CN_DIGITS = {d: i for i, d in enumerate("一二三四五六七八九", start=1)}
 _ITEM = re.compile(r"^[（(](?P<num>[一二三四五六七八九十]{1,4})[）)]\s*(?P<rest>.*)$")

@@ -38,15 +38,16 @@ def milestone_facts(milestones: Iterable[Milestone]) -> list[MilestoneFact]:
     return [MilestoneFact(m.due_on, m.planned_percent, m.met_on) for m in milestones]
 
 
-def current_snapshot(task: Task, today: dt.date) -> Snapshot:
-    """Today's snapshot from the task's own columns (no replay)."""
+def current_snapshot(task: Task, today: dt.date, milestones: list[MilestoneFact] | None = None) -> Snapshot:
+    """Today's snapshot from the task's own columns (no replay). ``task`` may be a row of those columns,
+    with its ``milestones`` given (the ledger export reads plain rows)."""
     activity = [d for d in (task.latest_report_on, task.plan_approved_on) if d is not None]
     return Snapshot(
         as_of=today, state=task.state, assigned_on=task.assigned_on, deadline=task.deadline,
         long_term=task.deadline_kind in ("long_term", "date_and_long_term"),
         closure_applied_on=task.closure_applied_on, latest_percent=task.latest_percent,
         last_activity_on=max(activity) if activity else None, extended=task.extension_count > 0,
-        milestones=milestone_facts(task.milestones),
+        milestones=milestone_facts(task.milestones) if milestones is None else milestones,
     )
 
 
@@ -174,11 +175,14 @@ def counted_candidates(as_of: dt.date):
     )
 
 
-def snapshots_as_of(s: Session, tasks: Sequence[Task], as_of: dt.date) -> dict[int, Snapshot]:
-    """Replay each task's events up to ``as_of`` (two queries, whatever the number of tasks)."""
+def snapshots_as_of(s: Session, tasks: Sequence[Task], as_of: dt.date,
+                    milestones: dict[int, list[MilestoneFact]] | None = None) -> dict[int, Snapshot]:
+    """Replay each task's events up to ``as_of`` (two queries, whatever the number of tasks; one when
+    the caller has read the tasks' ``milestones`` already)."""
     ids = [t.id for t in tasks]
     events: dict[int, list[HistoryEvent]] = defaultdict(list)
-    milestones: dict[int, list[MilestoneFact]] = defaultdict(list)
+    known = milestones is not None
+    milestones = defaultdict(list, milestones or {})
     for chunk in _chunks(ids, 5000):
         rows = s.execute(
             select(Event.task_id, Event.action, Event.effective_on, Event.to_state, Event.data)
@@ -187,8 +191,9 @@ def snapshots_as_of(s: Session, tasks: Sequence[Task], as_of: dt.date) -> dict[i
         )
         for task_id, action, effective_on, to_state, data in rows:
             events[task_id].append(HistoryEvent(action, effective_on, to_state, data or {}))
-        for m in s.scalars(select(Milestone).where(Milestone.task_id.in_(chunk))):
-            milestones[m.task_id].append(MilestoneFact(m.due_on, m.planned_percent, m.met_on))
+        if not known:
+            for m in s.scalars(select(Milestone).where(Milestone.task_id.in_(chunk))):
+                milestones[m.task_id].append(MilestoneFact(m.due_on, m.planned_percent, m.met_on))
     return {tid: replay(events[tid], as_of, milestones[tid]) for tid in ids}
 
 

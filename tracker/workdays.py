@@ -31,6 +31,7 @@ class WorkCalendar:
 
     days: dict[dt.date, tuple[bool, str]] = field(default_factory=dict)  # date -> (is working day, name)
     confirmed_years: frozenset[int] = frozenset()
+    _running: dict[int, list[int]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_rows(cls, days: Iterable[tuple[dt.date, bool, str]], confirmed_years: Iterable[int]) -> WorkCalendar:
@@ -70,11 +71,25 @@ class WorkCalendar:
         """Working days in (start, end]: how many working days ``end`` lies past ``start``."""
         if end <= start:
             return 0
-        count, day = 0, start
-        while day < end:
-            day += ONE_DAY
-            count += self.is_workday(day)
+        count = self._through(end) - self._through(start)
+        for year in range(start.year, end.year):
+            count += self._year(year)[-1]
         return count
+
+    def _through(self, day: dt.date) -> int:
+        """Working days from 1 January of ``day``'s year through ``day``."""
+        return self._year(day.year)[day.timetuple().tm_yday]
+
+    def _year(self, year: int) -> list[int]:
+        """Running counts of a year's working days by day of the year (index 0: none yet), worked out once
+        per year: the escalation ladder counts working days to and past every task's deadline."""
+        if year not in self._running:
+            running, day = [0], dt.date(year, 1, 1)
+            while day.year == year:
+                running.append(running[-1] + self.is_workday(day))
+                day += ONE_DAY
+            self._running[year] = running
+        return self._running[year]
 
     def first_workday_of_month(self, year: int, month: int) -> dt.date:
         day = dt.date(year, month, 1)
