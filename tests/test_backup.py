@@ -15,7 +15,7 @@ from sqlalchemy import MetaData, create_engine, func, select
 
 from config import TestConfig
 from tests.conftest import NOW, _postgres_url, migrated_database
-from tracker import archive, backup, create_app, migrate, settings, storage
+from tracker import archive, backup, create_app, migrate, settings, storage, tally
 from tracker.models import Evidence, LedgerArchive, Membership, Task
 from tracker.operations import perform
 from tracker.timeutil import SHANGHAI
@@ -26,13 +26,19 @@ def folders_of(app) -> backup.Folders:
 
 
 def dump(url: str) -> dict[str, list[dict]]:
-    """Every row of every table, in primary-key order, as comparable values."""
+    """Every row of every table, in primary-key order, as comparable values; of the tallies (counts
+    of the tasks, recounted on restore) the sum per key."""
     engine = create_engine(TestConfig(url, "/tmp").SQLALCHEMY_DATABASE_URI)
     meta = MetaData()
     with engine.connect() as conn:
         meta.reflect(conn)
         rows = {t.name: [dict(r._mapping) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
-                for t in meta.sorted_tables if t.name != "alembic_version"}
+                for t in meta.sorted_tables if t.name != "alembic_version" and t.name not in tally.TABLE_NAMES}
+        for name in tally.TABLE_NAMES:
+            t = meta.tables[name]
+            keys = [c for c in t.c if c.name not in ("id", "n")]
+            rows[name] = sorted(map(tuple, conn.execute(select(*keys, func.sum(t.c.n)).group_by(*keys)
+                                                        .having(func.sum(t.c.n) != 0))), key=repr)
     engine.dispose()
     return rows
 

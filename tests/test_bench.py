@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from bench import run as bench_run
 from bench.generate import generate
-from tracker import reports, schedule, settings
-from tracker.models import EscalationRecord, Event, Milestone, ProgressReport, Region, Task, TaskUnit
+from tracker import reports, schedule, settings, tally
+from tracker.models import EscalationRecord, Event, Milestone, ProgressReport, Region, Task, TaskTally, TaskUnit
 from tracker.timeutil import local_date, utcnow
 
 SCALE = 300
@@ -66,6 +66,12 @@ def test_kept_values_are_what_the_app_computes(s, ledger):
         values = schedule.compute(task, today, ctx)
         kept = {k: getattr(task, k) for k in ("schedule", "overdue", "not_reported", "next_check_on")}
         assert kept == {k: values[k] for k in kept}, task.code
+
+
+def test_the_tallies_count_the_generated_ledger(s, ledger):
+    """The generator loads with the database's triggers off (PostgreSQL) and recounts the tallies."""
+    assert s.scalar(select(func.count()).select_from(TaskTally)) > 0
+    assert tally.differences(s) == []
 
 
 @pytest.mark.parametrize("by", ["channel-round", "region", "unit"])

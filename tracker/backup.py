@@ -29,11 +29,12 @@ from typing import Any
 from sqlalchemy import JSON, Connection, Date, DateTime, Engine, MetaData, Table, func, insert, select, text, update
 from sqlalchemy.exc import NoSuchTableError
 
-from tracker import migrate
+from tracker import migrate, tally
 
 FORMAT = "zhenggai-backup/1"
 BATCH = 1000
-SKIPPED_TABLES = {"alembic_version"}
+# The tallies are counts of the tasks: recounted on restore (``tally.rebuild``), never backed up.
+SKIPPED_TABLES = {"alembic_version", *tally.TABLE_NAMES}
 # (table, column holding the stored name, manifest folder) of the files rows refer to.
 FILE_COLUMNS = (("evidence", "stored_name", "uploads"), ("ledger_archive", "stored_name", "ledgers"))
 
@@ -249,6 +250,8 @@ def restore(engine: Engine, folders: Folders, archive: Path, *, force: bool = Fa
         rows = {t.name: conn.scalar(select(func.count()).select_from(t)) for t in tables}
     files = _restore_files(archive, folders, manifest)
     migrate.upgrade(engine)
+    with engine.begin() as conn:  # the restored tasks went through the tallies' triggers as well
+        tally.rebuild(conn)
     return RestoreSummary(revision, rows, files)
 
 
@@ -290,6 +293,9 @@ def clear_tables(conn: Connection, tables: list[Table]) -> None:
         return
     for table in reversed(tables):
         conn.execute(table.delete())
+    for table in tables:  # the tasks' triggers counted their deletion into the tallies emptied before them
+        if table.name in tally.TABLE_NAMES:
+            conn.execute(table.delete())
 
 
 def _decoder(table: Table):

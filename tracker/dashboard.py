@@ -1,9 +1,10 @@
 """总览 (the dashboard): today's figures of a region within a membership's scope.
 
-Every figure is a set-based ``GROUP BY`` over ``queries.filtered_tasks`` (which starts from
-``permissions.visible_tasks``) on the values kept on each task — ``schedule``, ``overdue``,
-``not_reported``, ``escalation_level``, ``closed_on``, ``state`` — never a replay of the history
-(DESIGN §9), so it costs a few indexed queries whatever the size of the ledger.
+Every figure counts the values kept on each task — ``schedule``, ``overdue``, ``not_reported``,
+``escalation_level``, ``closed_on``, ``state`` — never a replay of the history (DESIGN §9): read from the
+tallies the database keeps per region scope (``tracker.tally``) when the region's whole subtree is in
+the membership's scope, else a ``GROUP BY`` over ``queries.filtered_tasks`` (which starts from
+``permissions.visible_tasks``); ``Counter`` gives the same figures either way (tests/test_tally.py).
 
 Counting follows ``reports``: a task counts from 交办 until 作废, and a split parent is a container,
 not a task; ``schedule.compute`` keeps ``Task.schedule`` None for exactly the tasks ``reports.build``
@@ -18,11 +19,12 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from tracker import calendars, schedule
+from tracker import calendars, schedule, tally
 from tracker.models import Channel, EscalationRecord, Membership, Region, Round, Task, TaskUnit, Unit
+from tracker.permissions import SUBTREE_ROLES, in_subtree
 from tracker.queries import SCHEDULE_FILTERS, TaskFilter, filtered_tasks
 from tracker.reports import LOCAL_LEVEL
 from tracker.workflow import State
@@ -111,26 +113,78 @@ def build(s: Session, membership: Membership, region: Region, today: dt.date) ->
     """The dashboard of ``region`` (the membership's own region or one below it) as kept on the tasks."""
     base: Params = {} if region.id == membership.unit.region_id else {"region": str(region.id)}
     query = filtered_tasks(s, membership, TaskFilter(region_id=region.id)).where(COUNTED)
-    totals = _row("合计", _counts(s, query, [])[()], base)
+    # A region scope is counted from the tallies (the same figures, without reading every task of it).
+    tallied = membership.role in SUBTREE_ROLES and in_subtree(membership, region)
+    counter = Counter(s, query, region if tallied else None)
+    totals = _row("合计", counter.cells([])[()], base)
     board = Dashboard(
         region=region, today=today, base=base, totals=totals,
-        not_reported=_figure(s, query.where(SCHEDULE_FILTERS["not_reported"][1]),
-                             {**base, "schedule": "not_reported"}),
-        proposals=_figure(s, query.where(exists().where(EscalationRecord.task_id == Task.id,
-                                                        EscalationRecord.status == "proposed")),
-                          {**base, "proposal": "1", "schedule": "counted"}),
+        not_reported=Figure(counter.count(SCHEDULE_FILTERS["not_reported"][1]), {**base, "schedule": "not_reported"}),
+        proposals=Figure(_tasks_with_proposals(s, query), {**base, "proposal": "1", "schedule": "counted"}),
     )
-    board.by_channel_round = _by_channel_round(s, query, base)
-    board.by_region = _by_region(s, query, region)
-    board.by_unit, board.units_with_tasks = _by_unit(s, query, base)
-    board.months, board.closed_in_year = _closures(s, query, base, today)
-    board.levels = _levels(s, query, base)
+    board.by_channel_round = _by_channel_round(s, counter, base)
+    board.by_region = _by_region(s, counter, region)
+    board.by_unit, board.units_with_tasks = _by_unit(s, counter, base)
+    board.months, board.closed_in_year = _closures(counter, base, today)
+    board.levels = _levels(s, counter, base)
     board.oldest_overdue = _oldest_overdue(s, query, today)
-    board.not_reported_units, board.units_not_reported = _not_reported_units(s, query, base)
+    board.not_reported_units, board.units_not_reported = _not_reported_units(s, counter, base)
     return board
 
 
 # --- counting -------------------------------------------------------------------------------------
+
+
+class Counter:
+    """The dashboard's counts: ``GROUP BY`` over ``query`` (the counted tasks in scope), or, given a
+    ``region`` whose whole subtree is in scope, the same sums from the tallies (``tracker.tally``)."""
+
+    def __init__(self, s: Session, query, region: Region | None) -> None:
+        self.s, self.query, self.region = s, query, region
+
+    def cells(self, keys: list[str], *where, lead: bool = False) -> dict[tuple, dict[str, int]]:
+        """Every cell's count per group of ``keys`` (task columns, or ``unit_id`` of a lead unit)."""
+        if self.region is not None:
+            return tally.counts(self.s, [self.region.id], keys, {cell: condition(cell) for cell in CELLS},
+                                where=[COUNTED, *where], lead=lead)
+        query = self.query.where(*where)
+        query = _lead_units(query) if lead else query
+        return _counts(self.s, query, [TaskUnit.unit_id if k == "unit_id" else getattr(Task, k) for k in keys])
+
+    def per_child(self, region: Region, children) -> tuple[dict[int, dict[str, int]], dict[str, int]]:
+        """Every cell's count under each child region (with its subtree), and of ``region`` itself (本级)."""
+        sums = {child.id: dict.fromkeys(CELLS, 0) for child in children}
+        local = dict.fromkeys(CELLS, 0)
+        if self.region is not None:
+            found = tally.counts(self.s, list(sums), ["scope_id"], {cell: condition(cell) for cell in CELLS},
+                                 where=[COUNTED])
+            total = self.cells([])[()]
+            for child_id in sums:
+                sums[child_id].update(found.get((child_id,), {}))
+            return sums, {cell: total[cell] - sum(c[cell] for c in sums.values()) for cell in CELLS}
+        by_region_id = self.cells(["region_id"])
+        paths = dict(self.s.execute(select(Region.id, Region.path)
+                                    .where(Region.id.in_([key[0] for key in by_region_id]))).all())
+        for (region_id,), counts in by_region_id.items():
+            child = next((c.id for c in children if paths[region_id].startswith(c.path)), None)
+            target = sums[child] if child is not None else local
+            for cell in CELLS:
+                target[cell] += counts[cell]
+        return sums, local
+
+    def count(self, *where) -> int:
+        return self.cells([], *where)[()]["total"]
+
+    def closed_per_month(self, windows: list[tuple[dt.date, dt.date]]) -> list[int]:
+        """Tasks 已完成 now, by the month of their 销号日期, for each window (calendar months)."""
+        first, last = windows[0][0], windows[-1][1]
+        if self.region is not None:
+            per_month = tally.closures(self.s, self.region, first, last)
+            return [per_month.get(start, 0) for start, _end in windows]
+        closed = self.query.where(condition("completed"), Task.closed_on >= first, Task.closed_on <= last)
+        per_day = self.s.execute(closed.with_only_columns(Task.closed_on, func.count(Task.id))
+                                 .group_by(Task.closed_on)).all()
+        return [sum(count for day, count in per_day if start <= day <= end) for start, end in windows]
 
 
 def _counts(s: Session, query, keys: list) -> dict[tuple, dict[str, int]]:
@@ -149,12 +203,15 @@ def _row(label: str, counts: dict[str, int], params: Params, ref: int | None = N
     return Row(label, {cell: Figure(counts[cell], {**params, "schedule": SCHEDULE_OF[cell]}) for cell in CELLS}, ref)
 
 
-def _figure(s: Session, query, params: Params) -> Figure:
-    return Figure(s.scalar(query.with_only_columns(func.count(Task.id))) or 0, params)
+def _tasks_with_proposals(s: Session, query) -> int:
+    """Tasks with an open 督办建议, found from the proposals (few) rather than from the tasks (many)."""
+    proposed = and_(EscalationRecord.task_id == Task.id, EscalationRecord.status == "proposed")
+    return s.scalar(query.join(EscalationRecord, proposed)
+                    .with_only_columns(func.count(func.distinct(Task.id)))) or 0
 
 
-def _by_channel_round(s: Session, query, base: Params) -> list[Row]:
-    counts = _counts(s, query, [Task.channel_id, Task.round_id])
+def _by_channel_round(s: Session, counter: Counter, base: Params) -> list[Row]:
+    counts = counter.cells(["channel_id", "round_id"])
     channels = {c.id: c for c in s.scalars(select(Channel))}
     rounds = {r.id: r for r in s.scalars(select(Round))}
 
@@ -166,41 +223,32 @@ def _by_channel_round(s: Session, query, base: Params) -> list[Row]:
                  {**base, "channel": str(c), "round": str(r)}) for c, r in sorted(counts, key=order)]
 
 
-def _by_region(s: Session, query, region: Region) -> list[Row]:
+def _by_region(s: Session, counter: Counter, region: Region) -> list[Row]:
     """The direct children of ``region``, each with its subtree, then 本级 (as ``reports`` groups)."""
-    by_region_id = _counts(s, query, [Task.region_id])
-    ids = list({key[0] for key in by_region_id})
-    paths = dict(s.execute(select(Region.id, Region.path).where(Region.id.in_(ids))).all())
     children = s.scalars(select(Region).where(Region.parent_id == region.id).order_by(Region.id)).all()
-    sums: dict[int | None, dict[str, int]] = {child.id: dict.fromkeys(CELLS, 0) for child in children}
-    sums[None] = dict.fromkeys(CELLS, 0)
-    for (region_id,), counts in by_region_id.items():
-        child = next((c.id for c in children if paths[region_id].startswith(c.path)), None)
-        for cell in CELLS:
-            sums[child][cell] += counts[cell]
+    sums, local = counter.per_child(region, children)
     rows = [_row(c.name, sums[c.id], {"region": str(c.id)}, c.id) for c in children]
-    return [*rows, _row(LOCAL_LEVEL, sums[None], {"region": str(region.id), "subtree": "0"})]
+    return [*rows, _row(LOCAL_LEVEL, local, {"region": str(region.id), "subtree": "0"})]
 
 
 def _lead_units(query):
     return query.join(TaskUnit, and_(TaskUnit.task_id == Task.id, TaskUnit.role == "lead"))
 
 
-def _by_unit(s: Session, query, base: Params) -> tuple[list[Row], int]:
+def _by_unit(s: Session, counter: Counter, base: Params) -> tuple[list[Row], int]:
     """By lead unit (a task counts under each of its lead units): the units with the most overdue and
     behind tasks first, at most ``UNIT_ROWS`` of them; and how many units lead a counted task."""
-    counts = _counts(s, _lead_units(query), [TaskUnit.unit_id])
+    counts = counter.cells(["unit_id"], lead=True)
     ranked = sorted(counts, key=lambda k: (-counts[k]["overdue"], -counts[k]["behind"], -counts[k]["total"], k))
     shown = [k[0] for k in ranked[:UNIT_ROWS]]
     names = dict(s.execute(select(Unit.id, Unit.name).where(Unit.id.in_(shown))).all())
     return [_row(names[u], counts[(u,)], {**base, "lead_unit": str(u)}, u) for u in shown], len(counts)
 
 
-def _not_reported_units(s: Session, query, base: Params) -> tuple[list[tuple[str, Figure]], int]:
+def _not_reported_units(s: Session, counter: Counter, base: Params) -> tuple[list[tuple[str, Figure]], int]:
     """Lead units with tasks 本期未报送, most first (at most ``UNIT_ROWS``), and how many there are."""
-    n = func.count(Task.id)
-    rows = s.execute(_lead_units(query.where(SCHEDULE_FILTERS["not_reported"][1]))
-                     .with_only_columns(TaskUnit.unit_id, n).group_by(TaskUnit.unit_id)).all()
+    counts = counter.cells(["unit_id"], SCHEDULE_FILTERS["not_reported"][1], lead=True)
+    rows = [(key[0], cells["total"]) for key, cells in counts.items() if cells["total"]]
     ranked = sorted(rows, key=lambda r: (-r[1], r[0]))
     shown = ranked[:UNIT_ROWS]
     names = dict(s.execute(select(Unit.id, Unit.name).where(Unit.id.in_([r[0] for r in shown]))).all())
@@ -219,17 +267,13 @@ def month_windows(today: dt.date, months: int = MONTHS) -> list[tuple[dt.date, d
     return windows
 
 
-def _closures(s: Session, query, base: Params, today: dt.date) -> tuple[list[Month], Figure]:
+def _closures(counter: Counter, base: Params, today: dt.date) -> tuple[list[Month], Figure]:
     """销号 per month over the last year, by the 销号日期 of the tasks closed now (a reopened task's
     closure no longer stands and is not counted)."""
     windows = month_windows(today)
+    months = [Month(start, end, Figure(n, _closed_params(base, start, end)))
+              for (start, end), n in zip(windows, counter.closed_per_month(windows), strict=True)]
     first, last = windows[0][0], windows[-1][1]
-    closed = query.where(condition("completed"), Task.closed_on >= first, Task.closed_on <= last)
-    per_day = s.execute(closed.with_only_columns(Task.closed_on, func.count(Task.id)).group_by(Task.closed_on)).all()
-    months = []
-    for start, end in windows:
-        n = sum(count for day, count in per_day if start <= day <= end)
-        months.append(Month(start, end, Figure(n, _closed_params(base, start, end))))
     return months, Figure(sum(m.closed.value for m in months), _closed_params(base, first, last))
 
 
@@ -237,11 +281,10 @@ def _closed_params(base: Params, start: dt.date, end: dt.date) -> Params:
     return {**base, "schedule": "completed", "closed_from": start.isoformat(), "closed_to": end.isoformat()}
 
 
-def _levels(s: Session, query, base: Params) -> list[Level]:
+def _levels(s: Session, counter: Counter, base: Params) -> list[Level]:
     """Tasks still being worked on, by the 督办等级 they have reached (levels recorded against a task)."""
-    working = query.where(Task.state.in_(WORKING_STATES), Task.escalation_level > 0)
-    counts = dict(s.execute(working.with_only_columns(Task.escalation_level, func.count(Task.id))
-                            .group_by(Task.escalation_level)).all())
+    found = counter.cells(["escalation_level"], Task.state.in_(WORKING_STATES), Task.escalation_level > 0)
+    counts = {key[0]: cells["total"] for key, cells in found.items()}
     params: Params = {**base, "state": list(WORKING_STATES), "schedule": "counted"}
     return [Level(rule.level, rule.name, Figure(counts.get(rule.level, 0), {**params, "level": str(rule.level)}))
             for rule in sorted(schedule.load_rules(s).values(), key=lambda r: r.level) if not rule.against_region]

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from tracker import tally
 from tracker.i18n import N_
 from tracker.models import Channel, Region, Round, Task, TaskUnit, Unit
 from tracker.progress import Bucket, Classification, Snapshot
@@ -139,62 +140,69 @@ class Tally:
 # --- today: the values kept on the tasks, counted by the database ----------------------------------------
 
 
-def _count(condition) -> object:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
-KEPT_COUNTS = {
-    "total": func.count(),
-    "completed": _count(Task.schedule == Bucket.completed.value),
-    "on_schedule": _count(Task.schedule == Bucket.on_schedule.value),
-    "behind": _count(Task.schedule == Bucket.behind.value),
-    "overdue": _count(Task.overdue.is_(True)),
-    "extended": _count(Task.extension_count > 0),
+# Today's cells as conditions on the kept values (the tallies' columns have the same names).
+TODAY_CELLS = {
+    "total": True,
+    "completed": Task.schedule == Bucket.completed.value,
+    "on_schedule": Task.schedule == Bucket.on_schedule.value,
+    "behind": Task.schedule == Bucket.behind.value,
+    "overdue": Task.overdue.is_(True),
+    "extended": tally.EXTENDED,
 }
 
 
 def _build_today(s: Session, region: Region, by: str, settings: TimeSettings, today: dt.date) -> Report:
-    """Today's figures: one ``GROUP BY`` over the kept values of the tasks whose values hold today, plus
-    the few whose values are due to change today and were not refreshed yet, computed here."""
-    tally = Tally(s, region, today, by)
-    regions = {r.id: r for r in s.scalars(select(Region).where(Region.path.startswith(region.path, autoescape=True)))}
-    in_scope = Task.region_id.in_(list(regions))
-    current = Task.schedule.is_not(None) & or_(Task.next_check_on.is_(None), Task.next_check_on > today)
-    cells = [value.label(name) for name, value in KEPT_COUNTS.items()]
+    """Today's figures: the tallies of the kept values in the region's subtree (``tracker.tally``), with
+    the few tasks whose values are due to change today and were not refreshed yet computed here."""
+    tally_ = Tally(s, region, today, by)
+    counted = [Task.schedule.is_not(None)]
+    total = tally.counts(s, [region.id], [], TODAY_CELLS, where=counted)[()]
     if by == "unit":
-        lead = (TaskUnit.task_id == Task.id) & (TaskUnit.role == "lead")
-        groups = s.execute(select(TaskUnit.unit_id, *cells).join(TaskUnit, lead).where(in_scope, current)
-                           .group_by(TaskUnit.unit_id)).all()
-        units = {u.id: u for u in s.scalars(select(Unit).where(Unit.id.in_([g.unit_id for g in groups]))
-                                            .options(selectinload(Unit.region)))}
-        for row in groups:
-            unit = units[row.unit_id]
-            sample = SimpleNamespace(task_units=[SimpleNamespace(role="lead", unit_id=unit.id, unit=unit)])
-            tally.add_counts(sample, row._asdict(), total=False)
-        tally.total.add_counts(s.execute(select(*cells).where(in_scope, current)).one()._asdict())
+        groups = tally.counts(s, [region.id], ["unit_id"], TODAY_CELLS, where=counted, lead=True)
+        # names and region paths as plain columns: a province's report has a thousand units
+        units = {row.id: SimpleNamespace(name=row.name, region=SimpleNamespace(path=row.path)) for row in
+                 s.execute(select(Unit.id, Unit.name, Region.path).join(Region, Unit.region_id == Region.id)
+                           .where(Unit.id.in_([key[0] for key in groups])))}
+        for (unit_id,), counts in groups.items():
+            sample = SimpleNamespace(task_units=[SimpleNamespace(role="lead", unit_id=unit_id, unit=units[unit_id])])
+            tally_.add_counts(sample, counts, total=False)
+        tally_.total.add_counts(total)
+    elif by == "region":  # each child's subtree is its own scope; 本级 is what the children leave
+        children = s.scalars(select(Region).where(Region.parent_id == region.id)).all()
+        found = tally.counts(s, [c.id for c in children], ["scope_id"], TODAY_CELLS, where=counted)
+        local = dict(total)
+        for child in children:
+            counts = found.get((child.id,), dict.fromkeys(TODAY_CELLS, 0))
+            tally_.add_counts(SimpleNamespace(region=child), counts)
+            local = {cell: local[cell] - counts[cell] for cell in TODAY_CELLS}
+        tally_.add_counts(SimpleNamespace(region=region), local)
     else:
-        keys = (Task.channel_id, Task.round_id) if by == "channel-round" else (Task.region_id,)
-        for row in s.execute(select(*keys, *cells).where(in_scope, current).group_by(*keys)):
-            values = row._asdict()
-            sample = SimpleNamespace(channel_id=values.get("channel_id"), round_id=values.get("round_id"),
-                                     region=regions.get(values.get("region_id")))
-            tally.add_counts(sample, values)
-    _add_unrefreshed(s, tally, in_scope, settings, today)
-    return tally.report()
+        for (channel_id, round_id), counts in tally.counts(s, [region.id], ["channel_id", "round_id"], TODAY_CELLS,
+                                                           where=counted).items():
+            tally_.add_counts(SimpleNamespace(channel_id=channel_id, round_id=round_id), counts)
+    _replace_unrefreshed(s, tally_, region, settings, today)
+    return tally_.report()
 
 
-def _add_unrefreshed(s: Session, tally: Tally, in_scope, settings: TimeSettings, today: dt.date) -> None:
-    """Tasks whose kept values may have changed by today (``next_check_on``), before the day's refresh."""
+def _kept_counts(task: Task) -> dict[str, int]:
+    return {"total": 1, task.schedule: 1, "overdue": int(task.overdue), "extended": int(task.extension_count > 0)}
+
+
+def _replace_unrefreshed(s: Session, tally_: Tally, region: Region, settings: TimeSettings, today: dt.date) -> None:
+    """Tasks whose kept values may have changed by today (``next_check_on``), before the day's refresh:
+    their kept values are taken out of the counts and today's put in."""
     ctx = load_context(s, settings)
-    query = select(Task).where(in_scope, Task.schedule.is_not(None), Task.next_check_on <= today).options(
+    subtree = select(Region.id).where(Region.path.startswith(region.path, autoescape=True))
+    query = select(Task).where(Task.region_id.in_(subtree), Task.schedule.is_not(None),
+                               Task.next_check_on <= today).options(
         selectinload(Task.milestones), selectinload(Task.children), selectinload(Task.region),
         selectinload(Task.task_units).selectinload(TaskUnit.unit).selectinload(Unit.region))
     for task in s.scalars(query):
+        tally_.add_counts(task, {cell: -n for cell, n in _kept_counts(task).items()})
         values = compute(task, today, ctx)
-        if values["schedule"] is None:
-            continue
-        tally.add_counts(task, {"total": 1, values["schedule"]: 1, "overdue": int(values["overdue"]),
-                                "extended": int(task.extension_count > 0)})
+        if values["schedule"] is not None:
+            tally_.add_counts(task, {"total": 1, values["schedule"]: 1, "overdue": int(values["overdue"]),
+                                     "extended": int(task.extension_count > 0)})
 
 
 def _by_channel_round(s: Session, region: Region):
