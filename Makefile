@@ -11,7 +11,7 @@ CATALOGUE := translations/en/LC_MESSAGES/messages
 # Marks beyond pybabel's defaults (_, gettext, N_ …): lazy labels, Msg texts, refused actions, permission reasons.
 I18N_KEYWORDS := -k _l -k lazy_gettext -k Msg -k ActionError -k _deny
 
-.PHONY: run serve test test-postgres lint bench bench-deps browser-deps assets translations dist clean
+.PHONY: run serve test test-postgres lint bench bench-deps soak browser-deps assets translations dist clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,15 @@ bench: $(STAMP) bench-deps
 	$(BIN)/python -m bench.generate --fresh --database-url $(BENCH_URL) --scale $(SCALE)
 	$(BIN)/python -m bench.run --database-url $(BENCH_URL) $(if $(BENCH_JSON),--json $(BENCH_JSON))
 
+## soak: SOAK_MINUTES (default 10) of bounded mixed traffic — pages, filters, task pages, progress reports and
+## extension requests (web and API) — against 4 gunicorn workers, the scheduler and an SMTP server on loopback, on
+## a PostgreSQL database of its own (SOAK_URL, made anew and dropped): zero errors, flat memory, no mail lost or
+## duplicated (bench/soak.py; figures in docs/RELIABILITY.md); SOAK_JSON=FILE also writes the figures
+SOAK_URL     ?= postgresql://postgres@127.0.0.1:5432/tracker_soak
+SOAK_MINUTES ?= 10
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --database-url $(SOAK_URL) --minutes $(SOAK_MINUTES) $(if $(SOAK_JSON),--json $(SOAK_JSON))
+
 ## bench-deps: Debian's wrk for the throughput figures (several gunicorn workers on loopback)
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { \
@@ -82,9 +91,12 @@ browser-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-## dist: a wheel of the app (templates, static files, migrations, the compiled catalogue and config inside)
+## dist: the offline bundle for an intranet host, dist/zhenggai-tracker-<version>-offline.tar.gz: the app's wheel
+## (templates, static files with static/vendor, migrations, the compiled catalogue and config inside), a wheel of
+## every runtime dependency (gunicorn and psycopg included) at the versions of $(VENV), requirements.txt pinning
+## them by hash, INSTALL.txt and DEPLOY.md; installs with pip install --no-index (tools/offline_bundle.py)
 dist: $(STAMP) $(ASSETS) $(CATALOGUE).mo
-	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
+	$(BIN)/python -m tools.offline_bundle --out dist
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info node_modules static/vendor

@@ -35,12 +35,18 @@ class Config:
         self.MAIL_USERNAME = env.get("MAIL_USERNAME", "")
         self.MAIL_PASSWORD = env.get("MAIL_PASSWORD", "")
         self.MAIL_FROM = env.get("MAIL_FROM", "zhenggai@localhost")
+        self.MAIL_TIMEOUT = float(env.get("MAIL_TIMEOUT", "30"))  # seconds the relay may take to answer, each step
         self.MAIL_FOLDER = Path(env.get("MAIL_FOLDER") or self.INSTANCE_PATH / "mail")
         self.UPLOAD_FOLDER = Path(env.get("UPLOAD_FOLDER") or self.INSTANCE_PATH / "uploads")
         self.LEDGER_FOLDER = Path(env.get("LEDGER_FOLDER") or self.INSTANCE_PATH / "ledgers")
         # Background jobs (后台任务): uploaded import files and produced exports, kept JOBS_KEEP_DAYS days.
         self.JOBS_FOLDER = Path(env.get("JOBS_FOLDER") or self.INSTANCE_PATH / "jobs")
         self.JOBS_KEEP_DAYS = int(env.get("JOBS_KEEP_DAYS", "7"))
+        # 安全日志 is kept this many days (DESIGN §9: at least six months; fewer than 183 is refused).
+        self.SECURITY_LOG_KEEP_DAYS = int(env.get("SECURITY_LOG_KEEP_DAYS", "400"))
+        if self.SECURITY_LOG_KEEP_DAYS < 183:
+            raise ValueError("SECURITY_LOG_KEEP_DAYS须不少于183天（安全日志至少保留六个月），"
+                             f"当前为{self.SECURITY_LOG_KEEP_DAYS}")
         # A ledger export of at most this many tasks is built in the request; a larger one in the background.
         self.SYNC_EXPORT_MAX_TASKS = int(env.get("SYNC_EXPORT_MAX_TASKS", "2000"))
         # Largest request body (uploads included); Flask answers 413 above it.
@@ -49,6 +55,8 @@ class Config:
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = _bool(env.get("SESSION_COOKIE_SECURE"), self.BASE_URL.startswith("https"))
         self.REMEMBER_COOKIE_HTTPONLY = True
+        self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
+        self.REMEMBER_COOKIE_SAMESITE = "Lax"
         # Idle timeout: the session cookie is refreshed on every request and expires after this.
         self.PERMANENT_SESSION_LIFETIME = timedelta(minutes=int(env.get("SESSION_IDLE_MINUTES", "30")))
         self.WTF_CSRF_TIME_LIMIT = None  # the session's own lifetime bounds the token

@@ -5,9 +5,10 @@ Every county-level division of Hunan with its office (突改办), government and
 rounds, problems; tasks in every state with their whole history — register, 交办, 签收, 整改方案 and its
 approval, monthly progress reports with percents, milestones (met or missed), extensions, 申请销号 with
 evidence, 初验, 销号, 作废 — and the escalation records a daily scan would have left, about ten events
-per task. Each task's kept values (today's 序时进度, ``next_check_on``, ``escalation_check_on``) are
-computed by the app's own ``schedule.compute`` and ``schedule.escalation_check``, so the ledger looks as
-it does right after today's scan: a scan of today finds nothing new until a benchmark changes a task.
+per task, hash-chained as ``audit.record_event`` links them (``tracker.chain``). Each task's kept values
+(today's 序时进度, ``next_check_on``, ``escalation_check_on``) are computed by the app's own
+``schedule.compute`` and ``schedule.escalation_check``, so the ledger looks as it does right after
+today's scan: a scan of today finds nothing new until a benchmark changes a task.
 
 Rows go in with PostgreSQL ``COPY`` (the bulk tables' secondary indexes are dropped during the load and
 rebuilt after it, and foreign-key triggers are skipped where the role may), or with ``executemany`` on
@@ -38,7 +39,7 @@ from werkzeug.security import generate_password_hash
 
 from bench import organisation as org
 from config import _database_url
-from tracker import ladder, migrate, schedule
+from tracker import chain, ladder, migrate, schedule, tally
 from tracker.models import Base, Channel, Membership, Region, Round, Unit
 from tracker.progress import reporting_period
 from tracker.timeutil import SHANGHAI, local_date, utcnow
@@ -649,7 +650,7 @@ class LedgerWriter:
             self.rows["task_unit"].append((task.id, unit.unit_id, "participant", position))
         for m in task.milestones:
             self.rows["milestone"].append((m.id, task.id, m.due_on, m.description, m.planned_percent, m.met_on))
-        self.rows["event"].extend(events)
+        self.rows["event"].extend(_chained(events))
         self.counts["events"] += len(events)
 
     def _problem(self, channel: Channel, round_id: int, place: Place, site: str) -> int:
@@ -660,6 +661,18 @@ class LedgerWriter:
             self.problem_rows.append(dict(id=problem_id, channel_id=channel.id, round_id=round_id,
                                           code=f"问题{problem_id}", title=f"{place.name}等地{site}问题整改不到位"))
         return self.problems[key]
+
+
+def _chained(events: list[tuple]) -> list[tuple]:
+    """One task's events (in id order) with ``prev_hash`` and ``hash`` appended: its chain, as
+    ``audit.record_event`` would have linked it."""
+    linked, previous = [], None
+    for row in events:
+        fields = dict(zip(COLUMNS["event"][1:12], row[1:], strict=True))
+        digest = chain.event_hash(previous, **fields)
+        linked.append((*row, previous, digest))
+        previous = digest
+    return linked
 
 
 # Column order of the tuples above, per table.
@@ -681,7 +694,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "extension_request": ("id", "task_id", "membership_id", "requested_on", "old_deadline", "new_deadline", "reason",
                           "status", "decided_by_id", "decided_on", "decision_note"),
     "event": ("id", "task_id", "entity", "entity_id", "action", "membership_id", "user_id", "from_state", "to_state",
-              "data", "recorded_at", "effective_on"),
+              "data", "recorded_at", "effective_on", "prev_hash", "hash"),
     "escalation_record": ("id", "task_id", "region_id", "level", "cycle_started_on", "status", "reason",
                           "overdue_workdays", "deciding_region_id", "scan_date", "decided_on", "doc_no",
                           "membership_id", "created_at"),
@@ -787,6 +800,8 @@ def generate(engine: Engine, scale: int, *, seed: int = 20261122, today: dt.date
             _load_chunk(engine, writer, postgres)
             done += size
             log(f"  {done}/{scale} 项任务，{writer.counts['events']} 条事件（{time.perf_counter() - started:.0f} 秒）")
+        with engine.begin() as conn:  # the tallies' triggers were skipped with the foreign-key ones
+            tally.rebuild(conn)
     finally:
         if postgres:
             _finish_postgres(engine, indexes, log)

@@ -265,7 +265,7 @@ def test_admins_manage_users_only_within_their_subtree(client, world, s):
     response = client.post("/admin/users", data={
         "csrf_token": csrf_token(html), "username": "xiangtan_new", "display_name": "越权",
         "password": "Zhuzhou-2026-x", "unit_id": world.units["雨湖区人民政府"].id, "role": "unit"})
-    assert response.status_code == 200  # the unit is not a choice here: refused by the form
+    assert response.status_code == 400  # the unit is not a choice here: refused by the form
     assert s.scalar(select(User).where(User.username == "xiangtan_new")) is None
 
 

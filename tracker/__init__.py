@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config
-from tracker import api, auth, babel, cli, db, security, templating
+from tracker import api, auth, babel, cli, db, inputs, security, templating
 from tracker.paths import STATIC_DIR, TEMPLATE_DIR
 from tracker.views import register_blueprints
 
@@ -31,6 +31,7 @@ def create_app(config: object | None = None) -> Flask:
     db.init_app(app)
     babel.init_app(app)
     security.init_app(app)
+    inputs.init_app(app)
     auth.init_app(app)
     templating.init_app(app)
     register_blueprints(app)

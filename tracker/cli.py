@@ -16,11 +16,12 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
-from sqlalchemy import inspect, or_, select
+from sqlalchemy import func, inspect, or_, select
 
 from tracker import (
     backup,
     calendars,
+    chain,
     db,
     demo,
     escalation,
@@ -32,11 +33,13 @@ from tracker import (
     reports,
     schedule,
     scheduler,
+    securitylog,
     settings,
+    tally,
 )
 from tracker import plan_import as plans
-from tracker.accounts import NewUser, create_user
-from tracker.models import Region, Role, Unit, UnitAlias
+from tracker.accounts import NewUser, create_user, set_password
+from tracker.models import Region, Role, Unit, UnitAlias, User
 from tracker.operations import ActionError
 from tracker.timeutil import SHANGHAI, local_date, local_datetime, utcnow
 
@@ -51,6 +54,8 @@ escalation_cli = AppGroup("escalation", help="督办：扫描与提醒")
 ledger_cli = AppGroup("ledger", help="月度整改销号台账：导出与导入")
 plan_cli = AppGroup("plan", help="整改方案导入")
 jobs_cli = AppGroup("jobs", help="后台任务：台账导出与导入")
+audit_cli = AppGroup("audit", help="履责留痕：防篡改核验")
+tally_cli = AppGroup("tally", help="总览和当日报表的统计计数：核对、重算、合并")
 
 
 def fail(message: str) -> None:
@@ -108,6 +113,27 @@ def user_create(username, role, unit_name, region_name, email, display_name) -> 
         fail(str(exc))
     s.commit()
     click.echo(f"已创建用户 {username}（{unit.name} · {role}）")
+
+
+@user_cli.command("set-password")
+@click.argument("username")
+@click.option("--temporary", is_flag=True, help="临时密码：用户登录后须立即修改")
+def user_set_password(username: str, temporary: bool) -> None:
+    """Set a user's password (read from stdin or a prompt); their sessions end and API tokens are revoked."""
+    s = db.session()
+    user = s.scalar(select(User).where(func.lower(User.username) == username.strip().lower()))
+    if user is None:
+        fail(f"找不到用户“{username}”")
+    password = _read_password()
+    try:
+        set_password(s, None, utcnow(), user, password, temporary=temporary,
+                     hash_method=current_app.config["PASSWORD_HASH_METHOD"])
+    except ActionError as exc:
+        s.rollback()
+        fail(str(exc))
+    s.commit()
+    click.echo(f"已设置用户 {user.username} 的密码{'（临时密码，登录后须修改）' if temporary else ''}；"
+               "其登录会话已结束，API令牌已撤销")
 
 
 def _find_unit(s, name: str, region_name: str | None) -> Unit:
@@ -288,6 +314,8 @@ def escalation_scan(day: str | None, dry_run: bool) -> None:
 def plan_import_command(path, channel_name, issuer_name, issued, expires, round_name, create_missing) -> None:
     """Import a plan (整改方案): one task per responsibility clause, assigned as of --issued."""
     s = db.session()
+    if Path(path).stat().st_size > plans.MAX_PLAN_BYTES:
+        fail(f"文件超过{plans.MAX_PLAN_BYTES // (1024 * 1024)}MB，不像是整改方案的文本")
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
@@ -322,6 +350,10 @@ def ledger_export(month: str, region_name: str | None, out: str) -> None:
         fail(str(exc))
     except OSError as exc:
         fail(f"无法写入文件“{out}”：{exc.strerror or exc}")
+    securitylog.record(s, "export", now=utcnow(), detail={
+        "what": securitylog.WHAT_LEDGER, "region": region.name, "month": month, "rows": summary.rows,
+        "file": str(path.resolve()), "by": securitylog.BY_COMMAND_LINE})
+    s.commit()
     as_of = summary.as_of
     click.echo(f"已导出{as_of.year}年{as_of.month}月台账：{summary.rows}项任务 → {path}")
 
@@ -371,6 +403,10 @@ def backup_command(out: str) -> None:
         fail(str(exc))
     except OSError as exc:
         fail(f"无法写入备份文件“{out}”：{exc.strerror or exc}")
+    s = db.session()
+    securitylog.record(s, "backup", now=utcnow(), detail={
+        "what": securitylog.WHAT_BACKUP, "file": str(Path(out).resolve()), "by": securitylog.BY_COMMAND_LINE})
+    s.commit()
     click.echo(f"已备份{summary.describe()} → {out}")
 
 
@@ -435,6 +471,55 @@ def jobs_cleanup(days: int | None) -> None:
     click.echo(f"已删除{removed}个超过{keep}天的后台任务文件")
 
 
+@audit_cli.command("verify")
+@click.option("--task", "code", default=None, help="只核验该问题编号的任务")
+def audit_verify(code: str | None) -> None:
+    """Recompute every event chain (or those of the tasks with one code) and name the first broken link of
+    each; exit 1 if any."""
+    tally = chain.Tally()
+    with db.engine().connect() as conn:
+        chain.begin_snapshot(conn)
+        task_ids = None
+        if code is not None:
+            task_ids = chain.task_ids_of(conn, code)
+            if not task_ids:
+                fail(f"没有编号为“{code}”的任务")
+        for found in chain.verify(conn, tally, task_ids):
+            click.echo(found.describe())
+    click.echo(tally.describe())
+    if tally.broken:
+        sys.exit(1)
+
+
+@tally_cli.command("check")
+def tally_check() -> None:
+    """Compare the tallies with a count of the tasks; exit 1 and list the keys that differ."""
+    found = tally.differences(db.session())
+    for name, key, kept, live in found:
+        click.echo(f"{name} {key}: 计数{kept}，实际{live}")
+    if found:
+        fail(f"统计计数有{len(found)}处与任务不符，请运行 tracker tally rebuild")
+    click.echo("统计计数与任务一致")
+
+
+@tally_cli.command("rebuild")
+def tally_rebuild() -> None:
+    """Recount the tallies from the tasks (after loading data with the database's triggers disabled)."""
+    s = db.session()
+    tally.rebuild(s)
+    s.commit()
+    click.echo("已按任务重算统计计数")
+
+
+@tally_cli.command("fold")
+def tally_fold() -> None:
+    """Merge the rows appended since the last fold into one per key (the scheduler does it every 10 minutes)."""
+    s = db.session()
+    merged = tally.fold(s)
+    s.commit()
+    click.echo(f"已合并{merged}行")
+
+
 def init_app(app: Flask) -> None:
     for group in (db_cli, demo_cli, user_cli, calendar_cli, schedule_cli, scheduler_cli, mail_cli, escalation_cli,
                   ledger_cli, jobs_cli):
@@ -442,4 +527,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(report_command)
     app.cli.add_command(backup_command)
     app.cli.add_command(restore_command)
+    app.cli.add_command(audit_cli)
+    app.cli.add_command(tally_cli)
     app.cli.add_command(plan_cli)

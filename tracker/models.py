@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -268,6 +270,12 @@ class Task(Base):
         # The list's other sorts (最近更新, 问题编号): keyset pages walk these instead of sorting the ledger.
         Index("ix_task_updated_at_id", "updated_at", "id"),
         Index("ix_task_code_id", "code", "id"),
+        # 总览's oldest overdue tasks: walked in deadline order among the overdue ones only (0011).
+        Index("ix_task_overdue_deadline", "deadline", "id", postgresql_where=text("overdue IS true"),
+              sqlite_where=text("overdue IS true")),
+        # The list's default sort (按整改时限, no deadline last: ``queries.DEADLINE_ORDER``, the same text): the
+        # whole province's first page walks this instead of sorting 10⁶ rows (0012).
+        Index("ix_task_deadline_order", text("coalesce(deadline, '9999-12-31')"), "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -502,7 +510,7 @@ class Event(Base):
     __tablename__ = "event"
     __table_args__ = (
         Index("ix_event_task_id_id", "task_id", "id"),
-        Index("ix_event_entity", "entity", "entity_id"),
+        Index("ix_event_entity", "entity", "entity_id", "id"),  # a chain without a task, in order
         Index("ix_event_effective_on", "effective_on"),
     )
 
@@ -546,6 +554,8 @@ class SecurityLog(Base):
     membership_id: Mapped[int | None] = mapped_column(ForeignKey("membership.id", ondelete="SET NULL"))
     remote_addr: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    membership: Mapped[Membership | None] = relationship()  # the one acted through (shown on the admin page)
 
 
 class LoginAttempt(Base):
@@ -884,3 +894,61 @@ class IdempotencyRecord(Base):
     content_type: Mapped[str] = mapped_column(String(100), default="application/json")
     body: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+# --- tallies: today's figures kept as counts (DESIGN §9) -----------------------------------------------
+# Database triggers (migration 0011) append a −1 row for a task's old values and a +1 row for its new ones
+# whenever a counted column changes, so the sums per key are always the live counts of ``task`` with no
+# writer having to remember them; ``tracker.tally`` reads them and folds the rows together now and then.
+# Append-only: concurrent writers never wait on each other's counters. A task is counted under its own
+# region and under every region above it (``scope_id``): a region's figures are the rows of its scope.
+
+TALLY_ID = BigInteger().with_variant(Integer, "sqlite")  # many rows a day; SQLite's rowid is 64-bit anyway
+
+
+class TaskTally(Base):
+    """Tasks per (scope, channel, round, state and today's kept values): Σn is the count."""
+
+    __tablename__ = "task_tally"
+    __table_args__ = (Index("ix_task_tally_scope_id", "scope_id"),)
+
+    id: Mapped[int] = mapped_column(TALLY_ID, primary_key=True)
+    scope_id: Mapped[int] = mapped_column(Integer)  # the task's region or one above it
+    channel_id: Mapped[int] = mapped_column(Integer)
+    round_id: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20))
+    schedule: Mapped[str | None] = mapped_column(String(20))
+    overdue: Mapped[bool | None] = mapped_column(Boolean)
+    not_reported: Mapped[bool | None] = mapped_column(Boolean)
+    escalation_level: Mapped[int | None] = mapped_column(Integer)
+    extended: Mapped[bool | None] = mapped_column(Boolean)  # extension_count > 0 (经批准延期)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class LeadTally(Base):
+    """Tasks per lead unit (a task counts under each of its lead units), scope and values."""
+
+    __tablename__ = "lead_tally"
+    __table_args__ = (Index("ix_lead_tally_scope_id", "scope_id"),)
+
+    id: Mapped[int] = mapped_column(TALLY_ID, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(Integer)
+    scope_id: Mapped[int] = mapped_column(Integer)  # the task's region or one above it
+    state: Mapped[str] = mapped_column(String(20))
+    schedule: Mapped[str | None] = mapped_column(String(20))
+    overdue: Mapped[bool | None] = mapped_column(Boolean)
+    not_reported: Mapped[bool | None] = mapped_column(Boolean)
+    extended: Mapped[bool | None] = mapped_column(Boolean)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class ClosureTally(Base):
+    """Tasks 已完成 per scope and month of their 销号日期 (the dashboard's closures per month)."""
+
+    __tablename__ = "closure_tally"
+    __table_args__ = (Index("ix_closure_tally_scope_id_month", "scope_id", "month"),)
+
+    id: Mapped[int] = mapped_column(TALLY_ID, primary_key=True)
+    scope_id: Mapped[int] = mapped_column(Integer)  # the task's region or one above it
+    month: Mapped[dt.date] = mapped_column(Date)
+    n: Mapped[int] = mapped_column(Integer)

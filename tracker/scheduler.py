@@ -29,12 +29,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from flask import Flask
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from tracker import archive, calendars, db, escalation, jobs, outbox, settings
+from tracker import archive, calendars, db, escalation, jobs, outbox, securitylog, settings, storage, tally
+from tracker.models import Evidence
 from tracker.timeutil import SHANGHAI, local_date, utcnow
 from tracker.workdays import WorkCalendar
 
@@ -127,13 +128,42 @@ def background_jobs(app: Flask, now: dt.datetime) -> None:
 
 
 def jobs_cleanup(app: Flask, now: dt.datetime) -> None:
-    """Delete the background jobs' files older than JOBS_KEEP_DAYS."""
+    """Delete the background jobs' files older than JOBS_KEEP_DAYS, and uploaded files no evidence row refers
+    to (left by a process killed between storing an upload and committing) once a day old."""
     with app.app_context():
         s = db.session()
         with _transaction(s):
             removed = jobs.cleanup(s, now, Path(app.config["JOBS_FOLDER"]), app.config["JOBS_KEEP_DAYS"])
+        swept = storage.sweep(Path(app.config["UPLOAD_FOLDER"]), now, functools.partial(_evidence_names, s))
+        s.rollback()
     if removed:
         log.info("已删除%d个过期的后台任务文件", removed)
+    if swept:
+        log.info("已删除%d个没有记录引用的上传文件", swept)
+
+
+def _evidence_names(s: Session, names: list[str]) -> set[str]:
+    return set(s.scalars(select(Evidence.stored_name).where(Evidence.stored_name.in_(names))))
+
+
+def security_log_cleanup(app: Flask, now: dt.datetime) -> None:
+    """Delete security-log entries older than SECURITY_LOG_KEEP_DAYS (never fewer than six months)."""
+    with app.app_context():
+        s = db.session()
+        with _transaction(s):
+            removed = securitylog.cleanup(s, now, app.config["SECURITY_LOG_KEEP_DAYS"])
+    if removed:
+        log.info("已删除%d条超过保留期的安全日志", removed)
+
+
+def tally_fold(app: Flask, now: dt.datetime) -> None:
+    """Merge the rows the tallies' triggers appended into one per key (today's figures stay exact either way)."""
+    with app.app_context():
+        s = db.session()
+        with _transaction(s):
+            merged = tally.fold(s)
+    if merged:
+        log.info("统计计数：合并%d行", merged)
 
 
 JOBS: list[JobSpec] = [
@@ -148,8 +178,12 @@ JOBS: list[JobSpec] = [
             CronTrigger(minute="*", timezone=SHANGHAI), mail_flush, misfire_grace_time=60),
     JobSpec("background_jobs", "运行排队的后台任务（台账导出、台账导入）", "每5秒",
             CronTrigger(second="*/5", timezone=SHANGHAI), background_jobs, misfire_grace_time=5, max_instances=2),
-    JobSpec("jobs_cleanup", "删除超过保留天数的后台任务文件", "每天 03:00（北京时间）",
+    JobSpec("jobs_cleanup", "删除超过保留天数的后台任务文件，以及没有记录引用的上传文件", "每天 03:00（北京时间）",
             CronTrigger(hour=3, minute=0, timezone=SHANGHAI), jobs_cleanup, misfire_grace_time=6 * 3600),
+    JobSpec("security_log_cleanup", "删除超过保留天数（至少六个月）的安全日志", "每天 03:10（北京时间）",
+            CronTrigger(hour=3, minute=10, timezone=SHANGHAI), security_log_cleanup, misfire_grace_time=6 * 3600),
+    JobSpec("tally_fold", "合并总览和当日报表所用统计计数的增量行", "每10分钟",
+            CronTrigger(minute="*/10", timezone=SHANGHAI), tally_fold, misfire_grace_time=600),
 ]
 
 

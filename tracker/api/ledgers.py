@@ -19,6 +19,7 @@ from tracker.api.registry import ApiContext, endpoint
 from tracker.audit import record_event
 from tracker.models import LedgerArchive, Region
 from tracker.permissions import SUBTREE_ROLES, in_subtree, visible_regions
+from tracker.securitylog import WHAT_ARCHIVE, WHAT_LEDGER
 from tracker.timeutil import local_date
 from tracker.views.reports import _DeletedOnClose as DeletedOnClose
 
@@ -77,6 +78,8 @@ def export_ledger(ctx: ApiContext, query: sc.LedgerQuery):
     record_event(ctx.s, ctx.membership, ctx.now, "export", entity="ledger", entity_id=region.id,
                  data={"region": region.name, "month": month, "as_of": summary.as_of, "format": query.format,
                        "rows": summary.rows, "via": "api"})
+    ctx.security_log("export", what=WHAT_LEDGER, region=region.name, month=month, format=query.format,
+                     rows=summary.rows)
     as_of = summary.as_of
     return send_file(DeletedOnClose(path), as_attachment=True,
                      mimetype=XLSX_TYPE if query.format == "xlsx" else "text/csv",
@@ -117,6 +120,7 @@ def download_archive(ctx: ApiContext, archive_id: int):
         raise ApiError("NOT_FOUND", "归档台账文件不存在")
     record_event(ctx.s, m, ctx.now, "download", entity="ledger_archive", entity_id=archive.id,
                  data={"region": archive.region.name, "month": archive.month, "via": "api"})
+    ctx.security_log("download", what=WHAT_ARCHIVE, region=archive.region.name, month=archive.month)
     year, month = archive.month.split("-")
     return send_file(path, as_attachment=True, mimetype=XLSX_TYPE,
                      download_name=f"{archive.region.name}整改销号台账{year}年{int(month)}月（归档）.xlsx")

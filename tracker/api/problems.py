@@ -28,6 +28,8 @@ CODES: dict[str, tuple[int, str]] = {
     "ACTION_REFUSED": (422, "操作被拒绝"),
     "IDEMPOTENCY_KEY_REUSED": (422, "幂等键已用于其他请求"),
     "TOO_MANY_REQUESTS": (429, "请求过于频繁"),
+    "STORAGE_FAILED": (500, "文件未能保存"),
+    "INSUFFICIENT_STORAGE": (507, "服务器存储空间不足"),
 }
 
 # Statuses an operation may answer besides its success, with the meaning shown in the document.

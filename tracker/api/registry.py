@@ -28,7 +28,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from tracker import db, storage, tokens
+from tracker import db, securitylog, storage, tokens
 from tracker.api import idempotency
 from tracker.api.problems import ApiError, dumps, problem_response, validation_error
 from tracker.api.schemas import MAX_ID, Input, Output
@@ -57,6 +57,12 @@ class ApiContext:
     def store_uploads(self, kind: str) -> None:
         """Store the uploads (after the idempotency check: a replayed call stores nothing)."""
         self.files.extend(storage.store_uploads(current_app.config["UPLOAD_FOLDER"], self.uploads, kind))
+
+    def security_log(self, kind: str, **detail: Any) -> None:
+        """A security-log entry for this call (exports, downloads), committed with the call."""
+        securitylog.record(self.s, kind, now=self.now, user=self.token.user, membership=self.membership,
+                           remote_addr=request.remote_addr or "", detail={**detail, "via": "api",
+                                                                          "prefix": self.token.prefix})
 
 
 @dataclass(frozen=True)
@@ -199,6 +205,8 @@ def as_api_error(exc: Exception) -> ApiError | None:
         return ApiError("ACTION_REFUSED", str(exc))
     if isinstance(exc, RequestEntityTooLarge):
         return ApiError("PAYLOAD_TOO_LARGE", "上传的文件过大")
+    if isinstance(exc, storage.StorageError):
+        return ApiError("INSUFFICIENT_STORAGE" if exc.no_space else "STORAGE_FAILED", str(exc))
     if isinstance(exc, HTTPException) and exc.code == 400:
         return ApiError("BAD_REQUEST", "请求无效")
     return None

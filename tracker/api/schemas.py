@@ -314,15 +314,6 @@ class ClosureOut(Output):
     doc_no: str = Field(description="销号文号 / document number")
 
 
-class ComplainantOut(Output):
-    """信访人信息: only for supervisors of the assigning level; otherwise ``null``."""
-
-    name: str
-    phone: str
-    address: str
-    content: str
-
-
 class TimingOut(Output):
     workdays_left: int | None = None
     overdue_workdays: int | None = None
@@ -358,7 +349,6 @@ class TaskDetail(TaskSummary):
     extension_requests: list[ExtensionOut]
     events: list[EventOut]
     available_actions: list[str] = Field(description="当前身份现在可办理的操作 / actions this membership may take now")
-    complainant: ComplainantOut | None
 
 
 class EscalationOut(Output):
@@ -420,7 +410,8 @@ class RegisterIn(Input):
     target: Text = text(20000, "整改目标 / target")
     measures: Text = text(20000, "整改措施 / measures")
     remarks: Text = text(20000, "备注 / remarks")
-    complainant: ComplainantIn | None = Field(None, description="信访人信息（仅交办信访件）/ complainant, 信访件 only")
+    complainant: ComplainantIn | None = Field(
+        None, description="信访人信息（仅交办信访件；只写入，API不返回）/ complainant, 信访件 only; never returned")
 
 
 class EditIn(Input):

@@ -1,5 +1,5 @@
 """Rows to API schemas. Scope is applied here as on the task page: linked, parent and child tasks only
-when visible, 信访人信息 only when ``can_see_complainant``."""
+when visible; never 信访人信息 (DESIGN §3: not in the API, whoever asks; it can be entered, not read)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from tracker.models import (
     ROLE_LABELS,
     ApiToken,
     Channel,
-    Complainant,
     EscalationRecord,
     LedgerArchive,
     Membership,
@@ -23,7 +22,7 @@ from tracker.models import (
     TaskUnit,
     Unit,
 )
-from tracker.permissions import available_actions, can_see_complainant, visible_tasks
+from tracker.permissions import available_actions, visible_tasks
 from tracker.queries import deadline_facts, linked_tasks, timeline
 from tracker.templating import action_label
 from tracker.timeutil import local_date
@@ -90,7 +89,6 @@ def task_detail(ctx: ApiContext, task: Task) -> out.TaskDetail:
         selectinload(Task.task_units).selectinload(TaskUnit.unit))).all()
     parent = s.scalar(visible.where(Task.id == task.parent_id)) if task.parent_id else None
     merged = s.scalar(visible.where(Task.id == task.merged_into_id)) if task.merged_into_id else None
-    complainant = s.get(Complainant, task.id) if can_see_complainant(m, task) else None
     timing = deadline_facts(calendars.load(s), task, local_date(ctx.now))
     return out.TaskDetail(
         **_summary_fields(task),
@@ -108,7 +106,6 @@ def task_detail(ctx: ApiContext, task: Task) -> out.TaskDetail:
                for t, kind, note in linked_tasks(s, m, task)],
         extension_requests=[out.ExtensionOut.model_validate(r) for r in task.extension_requests],
         events=events(s, task), available_actions=available_actions(m, task),
-        complainant=out.ComplainantOut.model_validate(complainant) if complainant else None,
     )
 
 

@@ -20,6 +20,7 @@ from tracker.models import EscalationRecord, Evidence, Role, Task
 from tracker.operations import TaskFields, edit_task, perform, register_task
 from tracker.permissions import parties, visible_tasks
 from tracker.queries import LIST_OPTIONS, TaskFilter, decode_cursor, task_page, visible_task
+from tracker.securitylog import WHAT_EVIDENCE
 from tracker.workflow import TRANSITIONS, Party
 
 TAG = "tasks"
@@ -108,7 +109,8 @@ def download_evidence(ctx: ApiContext, evidence_id: int):
     path = storage.path_of(current_app.config["UPLOAD_FOLDER"], evidence.stored_name)
     if not path.is_file():
         raise ApiError("NOT_FOUND", "佐证材料文件不存在")
-    mimetype = storage.served_type(evidence.content_type)
+    mimetype = storage.served_type(evidence.content_type, path)
+    ctx.security_log("download", what=WHAT_EVIDENCE, task=evidence.task_id, file=evidence.original_name)
     return send_file(path, mimetype=mimetype, as_attachment=True, download_name=evidence.original_name)
 
 

@@ -19,6 +19,7 @@ from tracker.views import (
     messages,
     profile,
     reports,
+    security_log,
     tasks,
 )
 
@@ -38,4 +39,5 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(closure.bp)
     app.register_blueprint(locale.bp)
     app.register_blueprint(profile.bp)
+    app.register_blueprint(security_log.bp)
     errors.register(app)

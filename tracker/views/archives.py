@@ -14,7 +14,9 @@ from tracker.audit import record_event
 from tracker.auth import current_membership
 from tracker.models import LedgerArchive, Region
 from tracker.permissions import SUBTREE_ROLES, in_subtree, visible_regions
+from tracker.securitylog import WHAT_ARCHIVE
 from tracker.timeutil import utcnow
+from tracker.views.security_log import record_request
 
 bp = Blueprint("archives", __name__, url_prefix="/archives")
 
@@ -49,8 +51,10 @@ def download(archive_id: int):
     path = Path(current_app.config["LEDGER_FOLDER"]) / archive.stored_name
     if not path.is_file():
         abort(404)
-    record_event(s, membership, utcnow(), "download", entity="ledger_archive", entity_id=archive.id,
+    now = utcnow()
+    record_event(s, membership, now, "download", entity="ledger_archive", entity_id=archive.id,
                  data={"region": archive.region.name, "month": archive.month})
+    record_request("download", now, what=WHAT_ARCHIVE, region=archive.region.name, month=archive.month)
     s.commit()
     year, month = archive.month.split("-")
     name = f"{archive.region.name}整改销号台账{year}年{int(month)}月（归档）.xlsx"

@@ -32,8 +32,12 @@ def upload():
     form = LedgerImportForm()
     if form.validate_on_submit():
         s, folder, upload_file = db.session(), Path(current_app.config["JOBS_FOLDER"]), form.file.data
-        stored = storage.store(folder, upload_file.stream, kind="intake", filename=upload_file.filename or "",
-                               content_type=upload_file.mimetype or "")
+        try:
+            stored = storage.store(folder, upload_file.stream, kind="intake", filename=upload_file.filename or "",
+                                   content_type=upload_file.mimetype or "")
+        except storage.StorageError as exc:  # the disk full: no file kept, no job queued
+            flash(translate(exc), "error")
+            return render_template("import.html", form=form), exc.status
         options = {"dry_run": form.dry_run.data, "update": form.update.data,
                    "create_missing": form.create_missing.data,
                    "max_bytes": current_app.config["MAX_CONTENT_LENGTH"] or intake.MAX_FILE_BYTES}

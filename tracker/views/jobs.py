@@ -11,7 +11,9 @@ from flask_login import current_user, login_required
 from tracker import db, jobs
 from tracker.babel import translate
 from tracker.models import BackgroundJob
+from tracker.securitylog import WHAT_JOB_FILE
 from tracker.timeutil import utcnow
+from tracker.views.security_log import record_request
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
@@ -62,6 +64,8 @@ def download(job_id: int):
     path = jobs.result_path(Path(current_app.config["JOBS_FOLDER"]), job)
     if not path.is_file():
         abort(404)
-    jobs.record_download(s, utcnow(), job)
+    now = utcnow()
+    jobs.record_download(s, now, job)
+    record_request("download", now, what=WHAT_JOB_FILE, file=job.download_name)
     s.commit()
     return send_file(path, as_attachment=True, download_name=job.download_name, mimetype=jobs.mimetype(job))
