@@ -38,7 +38,9 @@ from tracker.workflow import TRANSITIONS
 
 EXAMPLES = 25
 ACTION_EXAMPLES = 10  # per action: nineteen actions, each example a real workflow step
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
+# derandomize: the same examples on every run (seeded by each test's name), so CI judges the code, not the
+# draw; set it to False locally to search new examples.
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.data_too_large])
 ACTION_FUZZ = settings(FUZZ, max_examples=ACTION_EXAMPLES)
@@ -304,7 +306,7 @@ def test_next_after_login_never_leads_off_site(app, world):
         assert _login_with_next(app, target) == target
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=300, deadline=None, database=None, derandomize=True)
 @given(st.text(st.sampled_from("/\\:.@%2F5Cevil.com\t\n \u3000javascript"), max_size=14))
 def test_a_next_target_is_local_only_if_a_browser_would_stay_on_the_site(target):
     """Whatever is accepted, read as a browser reads it (tabs and newlines dropped, ``\\`` as ``/``),
