@@ -56,7 +56,10 @@ def test_a_supervisor_finds_one_countys_overdue_tasks_from_the_dashboard(app, wo
         page.get_by_role("link", name="总览", exact=True).click()  # from the top bar, no URL typed
         expect(page.get_by_role("heading", name=re.compile("总览"))).to_be_visible()
 
-        # Chart.js is loaded from our own server and has drawn every chart.
+        # Chart.js is loaded from our own server and has drawn every chart (a deferred script: the heading
+        # can be visible before it has run, so wait for it — it fails after the timeout if it never loads).
+        page.wait_for_load_state("load")
+        page.wait_for_function("typeof window.Chart === 'function'", timeout=15000)
         assert page.evaluate("typeof window.Chart") == "function"
         assert page.evaluate("window.Chart.version").startswith("4.")
         for chart_id in ("chart-buckets", "chart-region", "chart-channel", "chart-months", "chart-levels"):
