@@ -85,7 +85,7 @@ def event_fields(actor: Membership | None, now: dt.datetime, action: str, *, tas
         from_state=from_state,
         to_state=to_state,
         # as the database will give it back, so the hash computed now is the one verify recomputes
-        data=json.loads(chain.canonical_json(_jsonable(data or {}))),
+        data=json.loads(chain.canonical_json(jsonable(data or {}))),
         recorded_at=chain.as_utc(now),
         effective_on=effective_on or local_date(now),
     )
@@ -108,11 +108,12 @@ def record_first_events(s: Session, events: list[dict[str, Any]]) -> None:
         chain.appended(s, task_id, "task", task_id, digest)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON can hold it: string keys, lists, ISO dates (events and the security log)."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, dt.date):
         return value.isoformat()
     return value

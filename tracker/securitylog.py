@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
+from tracker.audit import jsonable
 from tracker.i18n import N_
 from tracker.models import Membership, Region, Role, SecurityLog, Unit, User
 from tracker.timeutil import SHANGHAI
@@ -79,7 +80,7 @@ def record(s: Session, kind: str, *, now: dt.datetime, user: User | None = None,
         at=now, kind=kind, user_id=user.id if user is not None else None,
         username=(username or (user.username if user is not None else ""))[:80],
         membership_id=membership.id if membership is not None else None,
-        remote_addr=(remote_addr or "")[:64], detail=_jsonable(detail or {}),
+        remote_addr=(remote_addr or "")[:64], detail=jsonable(detail or {}),
     )
     s.add(entry)
     return entry
@@ -92,16 +93,6 @@ def actor_detail(actor: Membership | None, user: User, **extra: Any) -> dict[str
     if actor.user_id != user.id:
         return {"by": actor.user.username, **extra}
     return dict(extra)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
 
 
 # --- keeping -------------------------------------------------------------------------------------------
