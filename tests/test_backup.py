@@ -15,7 +15,7 @@ from sqlalchemy import MetaData, create_engine, func, select
 
 from config import TestConfig
 from tests.conftest import NOW, _postgres_url, migrated_database
-from tracker import archive, backup, create_app, migrate, settings, storage, tally
+from tracker import archive, backup, create_app, migrate, periods, settings, storage, tally
 from tracker.models import Evidence, LedgerArchive, Membership, Task
 from tracker.operations import perform
 from tracker.timeutil import SHANGHAI
@@ -27,13 +27,17 @@ def folders_of(app) -> backup.Folders:
 
 def dump(url: str) -> dict[str, list[dict]]:
     """Every row of every table, in primary-key order, as comparable values; of the tallies (counts
-    of the tasks, recounted on restore) the sum per key."""
+    of the tasks, recounted on restore) the sum per key; of the spans of 序时进度, which tasks have them."""
     engine = create_engine(TestConfig(url, "/tmp").SQLALCHEMY_DATABASE_URI)
     meta = MetaData()
     with engine.connect() as conn:
         meta.reflect(conn)
         rows = {t.name: [dict(r._mapping) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
-                for t in meta.sorted_tables if t.name != "alembic_version" and t.name not in tally.TABLE_NAMES}
+                for t in meta.sorted_tables
+                if t.name != "alembic_version" and t.name not in tally.TABLE_NAMES | periods.TABLE_NAMES}
+        # the spans of 序时进度 are not backed up: a restore marks every task for the scheduler to compute
+        rows["tasks with spans or marked"] = sorted(set(conn.scalars(select(meta.tables["task_period"].c.task_id)))
+                                                    | set(conn.scalars(select(meta.tables["period_stale"].c.task_id))))
         for name in tally.TABLE_NAMES:
             t = meta.tables[name]
             keys = [c for c in t.c if c.name not in ("id", "n")]

@@ -205,8 +205,8 @@ def test_the_report_as_of_a_past_date_follows_the_imported_history(s, world, tmp
     s.commit()
     closed = task(s, "XT-002")
     times = settings.time_settings(s)
-    march = reports.build(s, world.regions["湘潭市"], dt.date(2026, 3, 31), "channel-round", times)
-    february = reports.build(s, world.regions["湘潭市"], dt.date(2026, 2, 28), "channel-round", times)
+    march = reports.build(s, world.regions["湘潭市"], dt.date(2026, 3, 31), "channel-round", times, ids=True)
+    february = reports.build(s, world.regions["湘潭市"], dt.date(2026, 2, 28), "channel-round", times, ids=True)
     assert closed.id in march.total.task_ids["completed"]
     assert closed.id not in february.total.task_ids["completed"]
     assert closed.id in february.total.task_ids["overdue"]  # still open at the end of February, past 2025年底

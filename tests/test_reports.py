@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from tests.conftest import NOW
-from tracker import reports, settings
+from tracker import periods, reports, settings
 from tracker.accounts import NewUser, create_region, create_unit, create_user
 from tracker.models import (
     Channel,
@@ -349,7 +349,23 @@ def ledger(s) -> Ledger:
 
 
 def build(s, region, as_of, by="channel-round"):
-    return reports.build(s, region, as_of, by, settings.time_settings(s))
+    """The report as of a past date three ways, which must agree: every task replayed (as while its spans
+    are stale), counted from the kept spans, and task by task from the spans with each cell's ids."""
+    time = settings.time_settings(s)
+    replayed = reports.Tally(s, region, as_of, by)
+    reports.replayed(s, replayed, region, as_of, time)
+    periods.catch_up(s, time)
+    counted = reports.build(s, region, as_of, by, time)
+    report = reports.build(s, region, as_of, by, time, ids=True)
+    assert _rows(counted) == _rows(report) == _rows(replayed.report())
+    for row in [*report.rows, report.total]:
+        assert {cell: len(ids) for cell, ids in row.task_ids.items() if ids} == \
+            {cell: n for cell in reports.CELLS if (n := getattr(row, cell))}
+    return report
+
+
+def _rows(report):
+    return [row.as_json() for row in [*report.rows, report.total]]
 
 
 def figures(row) -> tuple[int, int, int, int, int, int]:

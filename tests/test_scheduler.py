@@ -70,7 +70,8 @@ def test_the_daily_scan_runs_on_working_days_by_the_calendar_table(s, day, expec
 
 def test_the_schedule_is_one_list_with_the_daily_scan_and_the_mail_flush(s):
     assert [spec.name for spec in scheduler.JOBS] == ["daily_scan", "monthly_ledger", "mail_flush", "background_jobs",
-                                                      "jobs_cleanup", "security_log_cleanup", "tally_fold"]
+                                                      "jobs_cleanup", "security_log_cleanup", "tally_fold",
+                                                      "period_catch_up"]
     daily, flush = job("daily_scan"), job("mail_flush")
     assert daily.workdays_only and not flush.workdays_only
     assert all(spec.description and spec.when for spec in scheduler.JOBS)

@@ -29,12 +29,13 @@ from typing import Any
 from sqlalchemy import JSON, Connection, Date, DateTime, Engine, MetaData, Table, func, insert, select, text, update
 from sqlalchemy.exc import NoSuchTableError
 
-from tracker import migrate, tally
+from tracker import migrate, periods, tally
 
 FORMAT = "zhenggai-backup/1"
 BATCH = 1000
-# The tallies are counts of the tasks: recounted on restore (``tally.rebuild``), never backed up.
-SKIPPED_TABLES = {"alembic_version", *tally.TABLE_NAMES}
+# The tallies are counts of the tasks: recounted on restore (``tally.rebuild``), never backed up; nor are
+# the spans of 序时进度, recomputed after a restore by the scheduler (``periods.forget``).
+SKIPPED_TABLES = {"alembic_version", *tally.TABLE_NAMES, *periods.TABLE_NAMES}
 # (table, column holding the stored name, manifest folder) of the files rows refer to.
 FILE_COLUMNS = (("evidence", "stored_name", "uploads"), ("ledger_archive", "stored_name", "ledgers"))
 
@@ -252,6 +253,7 @@ def restore(engine: Engine, folders: Folders, archive: Path, *, force: bool = Fa
     migrate.upgrade(engine)
     with engine.begin() as conn:  # the restored tasks went through the tallies' triggers as well
         tally.rebuild(conn)
+        periods.forget(conn)
     return RestoreSummary(revision, rows, files)
 
 

@@ -30,6 +30,7 @@ from tracker import (
     ledger,
     migrate,
     outbox,
+    periods,
     reports,
     schedule,
     scheduler,
@@ -56,6 +57,7 @@ plan_cli = AppGroup("plan", help="整改方案导入")
 jobs_cli = AppGroup("jobs", help="后台任务：台账导出与导入")
 audit_cli = AppGroup("audit", help="履责留痕：防篡改核验")
 tally_cli = AppGroup("tally", help="总览和当日报表的统计计数：核对、重算、合并")
+periods_cli = AppGroup("periods", help="历史日期报表所用的各任务序时进度时段：补算、核对、重算")
 
 
 def fail(message: str) -> None:
@@ -520,6 +522,36 @@ def tally_fold() -> None:
     click.echo(f"已合并{merged}行")
 
 
+@periods_cli.command("catch-up")
+def periods_catch_up() -> None:
+    """Compute the spans of the tasks changed since (the scheduler does it every few minutes)."""
+    s = db.session()
+    done = periods.catch_up(s, settings.time_settings(s))
+    s.commit()
+    click.echo(f"已补算{done}项任务的序时进度时段")
+
+
+@periods_cli.command("check")
+def periods_check() -> None:
+    """Compare every task's kept spans with a fresh replay of its events; exit 1 and name those that differ."""
+    s = db.session()
+    wrong = periods.differences(s, settings.time_settings(s))
+    for task_id in wrong[:50]:
+        click.echo(f"任务{task_id}的序时进度时段与事件不符")
+    if wrong:
+        fail(f"{len(wrong)}项任务的序时进度时段与事件不符，请运行 tracker periods rebuild")
+    click.echo(f"序时进度时段与事件一致（另有{periods.stale_count(s)}项任务待补算）")
+
+
+@periods_cli.command("rebuild")
+def periods_rebuild() -> None:
+    """Compute every task's spans afresh (after loading data with the database's triggers disabled)."""
+    s = db.session()
+    count = periods.rebuild(s, settings.time_settings(s))
+    s.commit()
+    click.echo(f"已重算{count}项任务的序时进度时段")
+
+
 def init_app(app: Flask) -> None:
     for group in (db_cli, demo_cli, user_cli, calendar_cli, schedule_cli, scheduler_cli, mail_cli, escalation_cli,
                   ledger_cli, jobs_cli):
@@ -529,4 +561,5 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(restore_command)
     app.cli.add_command(audit_cli)
     app.cli.add_command(tally_cli)
+    app.cli.add_command(periods_cli)
     app.cli.add_command(plan_cli)

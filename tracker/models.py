@@ -952,3 +952,30 @@ class ClosureTally(Base):
     scope_id: Mapped[int] = mapped_column(Integer)  # the task's region or one above it
     month: Mapped[dt.date] = mapped_column(Date)
     n: Mapped[int] = mapped_column(Integer)
+
+
+class TaskPeriod(Base):
+    """序时进度 over time: a span of days over which a counted task's bucket, 逾期 and 延期 held, as the
+    replay of its events gives them for every day of it (``progress.periods``). A report as of a past
+    date reads the spans that contain it instead of replaying every history (``tracker.periods``)."""
+
+    __tablename__ = "task_period"
+
+    task_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    valid_from: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)  # the first day it no longer holds; None: from then on
+    bucket: Mapped[str] = mapped_column(String(20))
+    overdue: Mapped[bool] = mapped_column(Boolean)
+    extended: Mapped[bool] = mapped_column(Boolean)
+
+
+class PeriodStale(Base):
+    """Tasks whose spans are out of date: appended by triggers on ``event`` and ``milestone`` in the
+    writer's own transaction (and for every task when the time settings change); a report replays these
+    tasks, and ``periods.catch_up`` recomputes their spans and takes them off."""
+
+    __tablename__ = "period_stale"
+    __table_args__ = (Index("ix_period_stale_task_id", "task_id"),)
+
+    id: Mapped[int] = mapped_column(TALLY_ID, primary_key=True)
+    task_id: Mapped[int] = mapped_column(Integer)

@@ -154,6 +154,9 @@ _HANDLERS = {
     "decide_extension": _on_extension,
     "import": _on_import,
 }
+# Actions whose events the replay reads beyond their ``to_state``: any other event with no ``to_state``
+# changes nothing in a snapshot.
+REPLAYED_ACTIONS = frozenset(_HANDLERS) | DEADLINE_ACTIONS
 
 
 def _date(value) -> dt.date | None:
@@ -229,6 +232,63 @@ def next_change(snap: Snapshot, period_start: dt.date, next_period_start: dt.dat
         if m.planned_percent is not None and m.due_on > snap.as_of:
             candidates.append(m.due_on)
     return min(candidates)
+
+
+# --- over time -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """Days ``start`` … ``end`` − 1 (``end`` None: every day from ``start`` on) over which a counted
+    task's bucket, 逾期 and 延期 stayed the same."""
+
+    start: dt.date
+    end: dt.date | None
+    bucket: Bucket
+    overdue: bool
+    extended: bool
+
+
+def periods(events: Sequence[HistoryEvent], milestones: Sequence[MilestoneFact], rule: ReportingRule,
+            tolerance: int = DEFAULT_TOLERANCE) -> list[Period]:
+    """What ``classify(replay(events, D, milestones), period start of D)`` gives for every date D, as
+    spans: one pass over the events (in replay order), stepping from each day to the next on which an
+    event takes effect or ``next_change`` says the facts may change. Days on which the task is not
+    counted have no span. With no event ahead the facts settle (a deadline or milestone passes once; a
+    period with no report stays unreported), so the last span is open."""
+    ordered = sorted(events, key=lambda e: e.effective_on)  # stable: events of a day keep their order
+    if not ordered:
+        return []
+    snap = Snapshot(as_of=ordered[0].effective_on, milestones=list(milestones))
+    steps: list[tuple[dt.date, tuple | None]] = []
+    day: dt.date | None = ordered[0].effective_on
+    i = 0
+    while day is not None:
+        while i < len(ordered) and ordered[i].effective_on <= day:
+            _apply(snap, ordered[i])
+            i += 1
+        snap.as_of = day
+        facts, change = None, None
+        if snap.counted:
+            start, due = reporting_period(rule, day)
+            result = classify(snap, start, tolerance)
+            facts = (result.bucket, result.overdue, snap.extended)
+            change = _next_change_in_time(snap, start, due)
+        if not steps or steps[-1][1] != facts:
+            steps.append((day, facts))
+        ahead = ordered[i].effective_on if i < len(ordered) else None
+        day = min((d for d in (ahead, change) if d is not None), default=None)
+    return [Period(start, steps[k + 1][0] if k + 1 < len(steps) else None, *facts)
+            for k, (start, facts) in enumerate(steps) if facts is not None]
+
+
+def _next_change_in_time(snap: Snapshot, period_start: dt.date, period_due: dt.date) -> dt.date | None:
+    """``next_change`` without the next period's start where a new period cannot change the facts: only
+    a long-term task with no date under way, not yet unreported, can become 本期未报送 by a new period."""
+    period_matters = snap.long_term and snap.deadline is None and snap.state == State.rectifying.value \
+        and not is_unreported(snap, period_start)
+    change = next_change(snap, period_start, period_due + ONE_DAY if period_matters else dt.date.max)
+    return None if change == dt.date.max else change
 
 
 # --- reporting periods ----------------------------------------------------------------------------

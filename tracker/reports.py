@@ -10,12 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy.orm import Session, aliased, selectinload
 
-from tracker import tally
+from tracker import periods, tally
 from tracker.i18n import N_
-from tracker.models import Channel, Region, Round, Task, TaskUnit, Unit
+from tracker.models import Channel, PeriodStale, Region, Round, Task, TaskPeriod, TaskUnit, Unit
 from tracker.progress import Bucket, Classification, Snapshot
 from tracker.schedule import classify_as_of, compute, counted_candidates, load_context, snapshots_as_of
 from tracker.settings import TimeSettings
@@ -81,25 +81,123 @@ class Report:
 
 
 def build(s: Session, region: Region, as_of: dt.date, by: str, settings: TimeSettings, *,
-          today: dt.date | None = None) -> Report:
-    """The report for ``region``'s subtree as of the end of ``as_of``, from the events (DESIGN §3).
+          today: dt.date | None = None, ids: bool = False) -> Report:
+    """The report for ``region``'s subtree as of the end of ``as_of``: what the replay of the events
+    gives (DESIGN §3), read from what is kept of it.
 
     As of ``today`` (when the caller says which day that is) the figures come from the values kept on
-    each task instead, counted by the database (``GROUP BY``), with no replay (DESIGN §9): the same
-    figures, since those values are what the replay gives for today. Rows built so carry no task ids;
-    a drill-down asks without ``today``."""
+    each task, counted by the tallies (``_build_today``); as of any other date from the spans of
+    序时进度 kept per task (``tracker.periods``), with the tasks whose spans are not caught up replayed
+    here. ``ids`` keeps each cell's task ids (a drill-down); rows of today's figures carry none."""
     if today is not None and as_of == today:
         return _build_today(s, region, by, settings, today)
-    tally = Tally(s, region, as_of, by)
-    subtree = select(Region.id).where(Region.path.startswith(region.path, autoescape=True))
-    tasks = s.scalars(counted_candidates(as_of).where(Task.region_id.in_(subtree)).options(
-        selectinload(Task.region), selectinload(Task.task_units).selectinload(TaskUnit.unit))).all()
-    snapshots = snapshots_as_of(s, tasks, as_of)
-    results = classify_as_of(snapshots, as_of, settings)
-    by_id = {t.id: t for t in tasks}
-    for task_id, result in results.items():
-        tally.add(by_id[task_id], snapshots[task_id], result)
-    return tally.report()
+    return _build_past(s, region, as_of, by, settings, ids)
+
+
+def replayed(s: Session, tally_: Tally, region: Region, as_of: dt.date, settings: TimeSettings, *,
+             only: list[int] | None = None) -> None:
+    """Count the tasks of ``region``'s subtree (of them, those in ``only``) by replaying their events."""
+    query = counted_candidates(as_of).where(Task.region_id.in_(_subtree(region))).options(
+        selectinload(Task.region), selectinload(Task.task_units).selectinload(TaskUnit.unit).selectinload(Unit.region))
+    for start in range(0, len(only) if only is not None else 1, periods.BATCH):
+        chunk = query if only is None else query.where(Task.id.in_(only[start:start + periods.BATCH]))
+        tasks = s.scalars(chunk).all()
+        snapshots = snapshots_as_of(s, tasks, as_of)
+        results = classify_as_of(snapshots, as_of, settings)
+        by_id = {t.id: t for t in tasks}
+        for task_id, result in results.items():
+            tally_.add(by_id[task_id], snapshots[task_id], result)
+
+
+def _subtree(region: Region):
+    return select(Region.id).where(Region.path.startswith(region.path, autoescape=True))
+
+
+# A span's cells as conditions (``total`` counts every span).
+SPAN_CELLS = {
+    "completed": TaskPeriod.bucket == Bucket.completed.value,
+    "on_schedule": TaskPeriod.bucket == Bucket.on_schedule.value,
+    "behind": TaskPeriod.bucket == Bucket.behind.value,
+    "overdue": TaskPeriod.overdue.is_(True),
+    "extended": TaskPeriod.extended.is_(True),
+}
+# Above this many stale tasks (right after the migration or a change of the time settings) the spans are
+# read without the stale ones by a subquery instead of a list.
+STALE_LIST_MAX = 20_000
+
+
+def _build_past(s: Session, region: Region, as_of: dt.date, by: str, settings: TimeSettings, ids: bool) -> Report:
+    """As of a past (or future) date: the kept spans containing it, the stale tasks replayed.
+
+    The stale tasks are read first, then replayed, then left out of the spans' count: a catch-up that
+    commits in between cannot make a task counted twice or not at all."""
+    tally_ = Tally(s, region, as_of, by, ids=ids)
+    subtree = _subtree(region)
+    stale = s.scalars(select(PeriodStale.task_id).distinct().join(Task, Task.id == PeriodStale.task_id)
+                      .where(Task.region_id.in_(subtree)).order_by(PeriodStale.task_id)).all()
+    if stale:
+        replayed(s, tally_, region, as_of, settings, only=list(stale))
+    child = aliased(Task)
+    where = [Task.region_id.in_(subtree), ~exists().where(child.parent_id == Task.id)]
+    if len(stale) > STALE_LIST_MAX:
+        where.append(Task.id.not_in(select(PeriodStale.task_id)))
+    elif stale:
+        where.append(~periods.among(s, Task.id, stale))
+    base = select(Task.id).join(TaskPeriod, periods.holding(as_of)).where(*where)
+    if ids:
+        _spans_one_by_one(s, tally_, base, by)
+        return tally_.report()
+    sums = [func.count().label("total"), *[func.sum(case((cond, 1), else_=0)).label(name)
+                                           for name, cond in SPAN_CELLS.items()]]
+    if by == "unit":
+        total = s.execute(base.with_only_columns(*sums)).one()
+        tally_.total.add_counts(total._asdict())
+        lead = and_(TaskUnit.task_id == Task.id, TaskUnit.role == "lead")
+        rows = s.execute(base.join(TaskUnit, lead).with_only_columns(TaskUnit.unit_id, *sums)
+                         .group_by(TaskUnit.unit_id)).all()
+        units = _unit_samples(s, [row.unit_id for row in rows])
+        for row in rows:
+            tally_.add_counts(units[row.unit_id], row._asdict(), total=False)
+    elif by == "region":
+        paths = dict(s.execute(select(Region.id, Region.path).where(Region.id.in_(subtree))).all())
+        for row in s.execute(base.with_only_columns(Task.region_id, *sums).group_by(Task.region_id)):
+            tally_.add_counts(SimpleNamespace(region=SimpleNamespace(path=paths[row.region_id])), row._asdict())
+    else:
+        for row in s.execute(base.with_only_columns(Task.channel_id, Task.round_id, *sums)
+                             .group_by(Task.channel_id, Task.round_id)):
+            tally_.add_counts(SimpleNamespace(channel_id=row.channel_id, round_id=row.round_id), row._asdict())
+    return tally_.report()
+
+
+def _unit_samples(s: Session, unit_ids: list[int]) -> dict[int, SimpleNamespace]:
+    """A stand-in task led by each unit, for the grouping by unit (names and region paths as plain columns:
+    a province's report has a thousand units)."""
+    units = {row.id: SimpleNamespace(name=row.name, region=SimpleNamespace(path=row.path)) for row in
+             s.execute(select(Unit.id, Unit.name, Region.path).join(Region, Unit.region_id == Region.id)
+                       .where(Unit.id.in_(unit_ids)))} if unit_ids else {}
+    return {uid: SimpleNamespace(task_units=[SimpleNamespace(role="lead", unit_id=uid, unit=unit)])
+            for uid, unit in units.items()}
+
+
+def _spans_one_by_one(s: Session, tally_: Tally, base, by: str) -> None:
+    """Each task with its span (a drill-down keeps the ids of every cell)."""
+    rows = s.execute(base.join(Region, Region.id == Task.region_id).with_only_columns(
+        Task.id, Task.channel_id, Task.round_id, Region.path, TaskPeriod.bucket, TaskPeriod.overdue,
+        TaskPeriod.extended)).all()
+    leads: dict[int, list[int]] = defaultdict(list)
+    if by == "unit":
+        for start in range(0, len(rows), periods.BATCH):
+            chunk = [row.id for row in rows[start:start + periods.BATCH]]
+            for task_id, unit_id in s.execute(select(TaskUnit.task_id, TaskUnit.unit_id).where(
+                    periods.among(s, TaskUnit.task_id, chunk), TaskUnit.role == "lead").order_by(TaskUnit.position)):
+                leads[task_id].append(unit_id)
+    samples = _unit_samples(s, sorted({u for units in leads.values() for u in units}))
+    for row in rows:
+        task = SimpleNamespace(id=row.id, channel_id=row.channel_id, round_id=row.round_id,
+                               region=SimpleNamespace(path=row.path),
+                               task_units=[samples[u].task_units[0] for u in leads.get(row.id, ())])
+        result = Classification(Bucket(row.bucket), row.overdue)
+        tally_.add(task, SimpleNamespace(extended=row.extended), result)
 
 
 class Tally:
@@ -159,13 +257,9 @@ def _build_today(s: Session, region: Region, by: str, settings: TimeSettings, to
     total = tally.counts(s, [region.id], [], TODAY_CELLS, where=counted)[()]
     if by == "unit":
         groups = tally.counts(s, [region.id], ["unit_id"], TODAY_CELLS, where=counted, lead=True)
-        # names and region paths as plain columns: a province's report has a thousand units
-        units = {row.id: SimpleNamespace(name=row.name, region=SimpleNamespace(path=row.path)) for row in
-                 s.execute(select(Unit.id, Unit.name, Region.path).join(Region, Unit.region_id == Region.id)
-                           .where(Unit.id.in_([key[0] for key in groups])))}
+        units = _unit_samples(s, [key[0] for key in groups])
         for (unit_id,), counts in groups.items():
-            sample = SimpleNamespace(task_units=[SimpleNamespace(role="lead", unit_id=unit_id, unit=units[unit_id])])
-            tally_.add_counts(sample, counts, total=False)
+            tally_.add_counts(units[unit_id], counts, total=False)
         tally_.total.add_counts(total)
     elif by == "region":  # each child's subtree is its own scope; 本级 is what the children leave
         children = s.scalars(select(Region).where(Region.parent_id == region.id)).all()

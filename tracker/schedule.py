@@ -17,6 +17,7 @@ from tracker.ladder import Facts, Rule, Thresholds
 from tracker.ladder import next_check as ladder_next_check
 from tracker.models import EscalationRule, Event, Milestone, Task
 from tracker.progress import (
+    REPLAYED_ACTIONS,
     Classification,
     HistoryEvent,
     MilestoneFact,
@@ -186,7 +187,8 @@ def snapshots_as_of(s: Session, tasks: Sequence[Task], as_of: dt.date,
     for chunk in _chunks(ids, 5000):
         rows = s.execute(
             select(Event.task_id, Event.action, Event.effective_on, Event.to_state, Event.data)
-            .where(Event.task_id.in_(chunk), Event.effective_on <= as_of)
+            .where(Event.task_id.in_(chunk), Event.effective_on <= as_of,
+                   or_(Event.to_state.is_not(None), Event.action.in_(sorted(REPLAYED_ACTIONS))))
             .order_by(Event.task_id, Event.effective_on, Event.id)
         )
         for task_id, action, effective_on, to_state, data in rows:

@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from tracker import archive, calendars, db, escalation, jobs, outbox, securitylog, settings, storage, tally
+from tracker import archive, calendars, db, escalation, jobs, outbox, periods, securitylog, settings, storage, tally
 from tracker.models import Evidence
 from tracker.timeutil import SHANGHAI, local_date, utcnow
 from tracker.workdays import WorkCalendar
@@ -166,6 +166,20 @@ def tally_fold(app: Flask, now: dt.datetime) -> None:
         log.info("统计计数：合并%d行", merged)
 
 
+def period_catch_up(app: Flask, now: dt.datetime) -> None:
+    """Compute the spans of 序时进度 of the tasks changed since the last run (past-date reports replay
+    them until then), a bounded number per run so that a mass change (new settings, a restore) cannot
+    hold one transaction for long."""
+    with app.app_context():
+        s = db.session()
+        with _transaction(s):
+            done = periods.catch_up(s, settings.time_settings(s), limit=PERIOD_CATCH_UP_LIMIT)
+    if done:
+        log.info("序时进度时段：补算%d项任务", done)
+
+
+PERIOD_CATCH_UP_LIMIT = 20_000
+
 JOBS: list[JobSpec] = [
     JobSpec("daily_scan", "刷新序时进度，执行督办扫描（预警，提出函告等督办建议并通知）",
             "每个工作日 08:30（北京时间；按工作日历，含调休上班日）",
@@ -184,6 +198,8 @@ JOBS: list[JobSpec] = [
             CronTrigger(hour=3, minute=10, timezone=SHANGHAI), security_log_cleanup, misfire_grace_time=6 * 3600),
     JobSpec("tally_fold", "合并总览和当日报表所用统计计数的增量行", "每10分钟",
             CronTrigger(minute="*/10", timezone=SHANGHAI), tally_fold, misfire_grace_time=600),
+    JobSpec("period_catch_up", "补算有变动任务的序时进度时段（历史日期报表所用）", "每2分钟",
+            CronTrigger(minute="*/2", timezone=SHANGHAI), period_catch_up, misfire_grace_time=120),
 ]
 
 

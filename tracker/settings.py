@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tracker import periods
 from tracker.audit import ActionError, record_event
 from tracker.i18n import Msg
 from tracker.models import Membership, Setting
@@ -21,6 +22,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     # 预警 besides the deadline: not signed / no plan N working days after 交办; 验收 waiting too long.
     "escalation_warning": {"unsigned": 3, "no_plan": 20, "verify_wait": 10},
 }
+# The settings a task's spans of 序时进度 over time are computed with (``tracker.periods``).
+SPAN_SETTINGS = frozenset({"reporting_period", "schedule_tolerance"})
 
 
 @dataclass(frozen=True)
@@ -70,4 +73,6 @@ def _put(s: Session, actor: Membership | None, now: dt.datetime, key: str, value
     row.value = value
     s.add(row)
     record_event(s, actor, now, "setting", entity="setting", data={"key": key, "before": before, "after": value})
+    if key in SPAN_SETTINGS and before != value:
+        periods.mark_all(s)  # every task's spans of 序时进度 depend on these
     s.flush()

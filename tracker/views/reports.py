@@ -112,7 +112,7 @@ def tasks():
     except (json.JSONDecodeError, RecursionError):
         abort(404)
     s = db.session()
-    report = reports.build(s, region, as_of, by, settings.time_settings(s))
+    report = reports.build(s, region, as_of, by, settings.time_settings(s), ids=True)
     row = reports.find_row(report, group)
     if row is None:
         abort(404)
