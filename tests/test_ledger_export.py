@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import io
 import tempfile
+import threading
 import zipfile
 
 import openpyxl
@@ -393,3 +394,53 @@ def test_data_rows_are_the_xml_xlsxwriter_writes_for_the_same_cells(tmp_path):
         sheet = book.read("xl/worksheets/sheet1.xml").decode()
     expected = sheet[sheet.index('<row r="3"'):sheet.index("</sheetData>")]
     assert written == expected
+
+
+def _sheets(path) -> dict[str, list[tuple]]:
+    return {ws.title: list(ws.iter_rows(values_only=True)) for ws in openpyxl.load_workbook(path)}
+
+
+def test_a_large_export_reads_ahead_on_a_second_connection_that_sees_the_same(s, world, ledger_world, tmp_path,
+                                                                             monkeypatch):
+    """On PostgreSQL a large export reads the next batches on a second connection, in a thread, with the
+    caller's snapshot: the same ledger. Not when the caller has written in its transaction (the second
+    connection could not see that), and an error while reading ahead is raised to the caller."""
+    if s.get_bind().dialect.name != "postgresql":
+        pytest.skip("reading ahead is PostgreSQL's (a second connection with the same snapshot)")
+    threads = []
+    real = ledger._threaded
+    monkeypatch.setattr(ledger, "_threaded", lambda items: threads.append(1) or real(items))
+    monkeypatch.setattr(ledger, "BATCH", 1)  # a batch per task: several batches in flight
+    expected = {suffix: export(s, world, tmp_path / "alone", month=MAR, suffix=suffix)[1]
+                for suffix in ("xlsx", "csv") if (tmp_path / "alone").mkdir(exist_ok=True) or True}
+    s.commit()
+    assert threads == []  # four tasks: below READ_AHEAD_FROM
+    monkeypatch.setattr(ledger, "READ_AHEAD_FROM", 1)
+    (tmp_path / "ahead").mkdir()
+    summary, xlsx = export(s, world, tmp_path / "ahead", month=MAR)
+    _summary, csv_path = export(s, world, tmp_path / "ahead", month=MAR, suffix="csv")
+    assert threads == [1, 1] and summary.rows == 4
+    assert _sheets(xlsx) == _sheets(expected["xlsx"])
+    assert csv_path.read_bytes() == expected["csv"].read_bytes()
+    s.commit()
+    # written in the caller's transaction and not committed: read on the caller's connection, and shown
+    ledger_world["march"].remarks = "未提交的备注"
+    s.flush()
+    _summary, uncommitted = export(s, world, tmp_path / "ahead", month=MAR, suffix="csv")
+    assert threads == [1, 1] and "未提交的备注" in uncommitted.read_text(encoding="utf-8-sig")
+    s.rollback()
+    # an error on the second connection reaches the caller, and the thread ends
+    calls = []
+
+    def failing(ctx, batch):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("读取中断")
+        return real_facts(ctx, batch)
+
+    real_facts = ledger._facts
+    monkeypatch.setattr(ledger, "_facts", failing)
+    before = {t.name for t in threading.enumerate()}
+    with pytest.raises(RuntimeError, match="读取中断"):
+        export(s, world, tmp_path / "ahead", month=MAR)
+    assert "ledger-read-ahead" not in {t.name for t in threading.enumerate()} - before

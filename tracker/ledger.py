@@ -18,13 +18,17 @@ XlsxWriter writes for those cells, at a tenth of its cost per cell); then XlsxWr
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
 import datetime as dt
 import functools
 import io
+import queue
 import re
 import shutil
 import tempfile
+import threading
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -411,6 +415,87 @@ def _snapshots(ctx: _Context, batch: list[Row], facts: _Facts) -> dict[int, Snap
 _REASSIGNED_STATES = (State.assigned.value, State.signed.value)  # where 改派 leaves a task until its plan is approved
 
 
+def _read(ctx: _Context) -> Iterator[tuple[list[Row], _Facts, dict[int, Snapshot]]]:
+    """Each batch of tasks with what the ledger prints of them and their snapshots at D."""
+    for batch in _batches(ctx):
+        facts = _facts(ctx, batch)
+        snapshots = _snapshots(ctx, batch, facts)
+        # The closing event (销号日期, 验收单位, 文号 as recorded) of the tasks closed at D only: a query
+        # that reads the events of every task it names.
+        facts.closures = _closures(ctx, [i for i, snap in snapshots.items() if snap.state == State.closed.value])
+        yield batch, facts, snapshots
+
+
+READ_AHEAD_FROM = 4 * BATCH  # candidates from which a PostgreSQL export reads the next batch while writing this one
+READ_AHEAD = 2  # batches read ahead at most
+
+
+def _read_ahead(ctx: _Context) -> Iterator[tuple[list[Row], _Facts, dict[int, Snapshot]]]:
+    """``_read``, on PostgreSQL for a large export on a second connection in a thread, so that the
+    database reads the next batches while this one is classified and written (two cores instead of one
+    taking turns). The second connection imports the snapshot of the caller's transaction
+    (``pg_export_snapshot``), so it sees exactly what the caller sees — provided the caller has written
+    nothing in it yet, which ``pg_current_xact_id_if_assigned`` tells; otherwise, and for small exports,
+    everything is read here."""
+    if not ctx.postgresql or ctx.s.execute(sql("SELECT pg_current_xact_id_if_assigned()")).scalar() is not None:
+        yield from _read(ctx)
+        return
+    ctx.total = _candidates(ctx)  # what ``_batches`` counts, known before the first batch arrives
+    if ctx.total < READ_AHEAD_FROM:
+        yield from _read(ctx)
+        return
+    snapshot = ctx.s.execute(sql("SELECT pg_export_snapshot()")).scalar()
+    connection = ctx.s.get_bind().engine.connect().execution_options(isolation_level="REPEATABLE READ",
+                                                                      postgresql_readonly=True)
+    try:
+        connection.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # the server's own token
+        connection.exec_driver_sql("SET LOCAL jit = off")
+        reader = Session(bind=connection)
+        yield from _threaded(_read(dataclasses.replace(ctx, s=reader, progress=None)))
+    finally:
+        connection.close()
+
+
+def _candidates(ctx: _Context) -> int:
+    return ctx.s.scalar(counted_candidates(ctx.as_of).where(Task.region_id.in_(list(ctx.regions)))
+                        .with_only_columns(func.count(Task.id))) or 0
+
+
+def _threaded(items: Iterator) -> Iterator:
+    """``items`` produced by a thread at most ``READ_AHEAD`` ahead; an error there is raised here, and a
+    consumer that stops early stops the thread."""
+    ahead: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
+    stop = threading.Event()
+    end = object()
+
+    def put(item, error=None) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                ahead.put((item, error), timeout=0.1)
+                return
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                put(item)
+            put(end)
+        except BaseException as error:  # noqa: BLE001 — handed to the consumer, who raises it
+            put(end, error)
+
+    thread = threading.Thread(target=produce, name="ledger-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (got := ahead.get())[0] is not end:
+            yield got[0]
+        if got[1] is not None:
+            raise got[1]
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _lines(ctx: _Context, counts: _Counts) -> Iterator[_Line]:
     """Every task counted at D, in ledger order, each also counted for the 汇总 sheet."""
     # Past months: the period due in the month; the current month: today's period, as the task's flag
@@ -420,15 +505,10 @@ def _lines(ctx: _Context, counts: _Counts) -> Iterator[_Line]:
     classify_start, _due = reporting_period(ctx.settings.reporting, ctx.as_of)
     tolerance = ctx.settings.tolerance
     done = 0
-    for batch in _batches(ctx):
+    for batch, facts, snapshots in _read_ahead(ctx):
         if ctx.progress is not None:
             ctx.progress(done, ctx.total)
         done += len(batch)
-        facts = _facts(ctx, batch)
-        snapshots = _snapshots(ctx, batch, facts)
-        # The closing event (销号日期, 验收单位, 文号 as recorded) of the tasks closed at D only: a query
-        # that reads the events of every task it names.
-        facts.closures = _closures(ctx, [i for i, snap in snapshots.items() if snap.state == State.closed.value])
         for task in batch:
             snap = snapshots[task.id]
             if not snap.counted:
