@@ -227,12 +227,16 @@ def bench_reports(b: Bench) -> None:
     for by, label in (("channel-round", "按来源批次"), ("region", "按地区"), ("unit", "按责任单位")):
         page_figure(b, "reports", f"今日报告 全省 {label}", client, [f"/reports?as_of={today}&by={by}"], bare,
                     repeat=repeat, extra=[aggregate])
-    # A past date replays the history: over the subtree closest to a province's 10⁵ tasks (DESIGN §9).
+    # A past date: the kept spans of 序时进度 containing it (the generator computed them all), over the
+    # subtree closest to a province's 10⁵ tasks (DESIGN §9) and over the whole ledger.
     with b.session() as s:
         region, n = export_region(s, b.today)
+        total = s.scalar(select(func.count(Task.id)))
     past = (b.today.replace(day=1) - dt.timedelta(days=1)).replace(year=b.today.year - 1)
-    page_figure(b, "reports", f"往日报告 {region.name}（{n}项）按来源批次（截至{past}）", client,
-                [f"/reports?region={region.id}&as_of={past.isoformat()}&by=channel-round"], bare, repeat=2, warmup=0)
+    for where, label in ((f"region={region.id}&", f"{region.name}（{n}项）"), ("", f"全省（{total}项）")):
+        for by, grouping in (("channel-round", "按来源批次"), ("unit", "按责任单位")):
+            page_figure(b, "reports", f"往日报告 {label}{grouping}（截至{past}）", client,
+                        [f"/reports?{where}as_of={past.isoformat()}&by={by}"], bare, repeat=repeat)
 
 
 # --- escalation scan -------------------------------------------------------------------------------------

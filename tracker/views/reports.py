@@ -20,7 +20,7 @@ from sqlalchemy.orm import selectinload
 from tracker import archive, db, jobs, ledger, reports, settings
 from tracker.audit import ActionError, record_event
 from tracker.auth import current_membership
-from tracker.babel import translate
+from tracker.babel import format_number, format_percent, translate
 from tracker.i18n import N_
 from tracker.inputs import small_int
 from tracker.models import LedgerArchive, Region, Task, TaskUnit
@@ -70,9 +70,21 @@ def index():
     report = reports.build(s, region, as_of, by, time, today=local_date(utcnow()))
     archived, changes = _against_archive(s, region, as_of, report, time)
     return render_template("reports/index.html", report=report, cells=CELL_LABELS, groupings=reports.GROUPINGS,
-                           regions=region_choices(s, current_membership()), cell_url=_cell_url(report),
+                           regions=region_choices(s, current_membership()), table=_table(report),
                            month=local_date(utcnow()).strftime("%Y-%m"), formats=LEDGER_FORMATS,
                            archived=archived, changes=changes)
+
+
+def _table(report) -> list[tuple[str, list[tuple[str, str, str | None]], str]]:
+    """The report's rows as printed: (group, [(cell, number, drill-down link or None)], 销号率). Built here
+    rather than in the template: a report by unit has a thousand rows of six linked cells."""
+    link = _cell_url(report)
+    table = []
+    for row in [*report.rows, report.total]:
+        cells = [(key, format_number(n), link(row, key) if n else None)
+                 for key in CELL_LABELS if (n := getattr(row, key)) is not None]
+        table.append((" · ".join(translate(part) for part in row.group), cells, format_percent(row.closure_rate)))
+    return table
 
 
 def _cell_url(report):
