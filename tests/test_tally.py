@@ -21,14 +21,16 @@ TRIGGERS = {
 }
 
 
+def triggers(s) -> set[str]:
+    """The names of the database's own triggers."""
+    if s.get_bind().dialect.name == "sqlite":
+        return set(s.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")))
+    return set(s.scalars(text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")))
+
+
 def test_the_triggers_are_there_at_head(s):
     """A later migration that rebuilds ``task`` on SQLite (batch_alter_table) would drop them silently."""
-    dialect = s.get_bind().dialect.name
-    if dialect == "sqlite":
-        found = set(s.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")))
-    else:
-        found = set(s.scalars(text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")))
-    assert TRIGGERS[dialect] <= found
+    assert TRIGGERS[s.get_bind().dialect.name] <= triggers(s)
 
 
 def test_every_write_keeps_the_tallies_equal_to_a_live_count(s, world, ledger):  # noqa: F811
