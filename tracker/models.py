@@ -512,6 +512,8 @@ class Event(Base):
         Index("ix_event_task_id_id", "task_id", "id"),
         Index("ix_event_entity", "entity", "entity_id", "id"),  # a chain without a task, in order
         Index("ix_event_effective_on", "effective_on"),
+        # A task's history in replay order; and whether it has an event after D, from the index alone.
+        Index("ix_event_task_effective", "task_id", "effective_on", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -6,7 +6,8 @@ tasks. ``task_period`` keeps, per task, the spans of days over which its bucket,
 function of the task's events and milestones: triggers on ``event`` and ``milestone`` append the task to
 ``period_stale`` in the writer's transaction; reports replay stale tasks and the scheduler recomputes
 them. Every task there is now is marked stale here (computing 10⁶ tasks' spans takes minutes, which a
-migration should not): reports stay exact meanwhile, replaying what is not caught up yet.
+migration should not): reports stay exact meanwhile, replaying what is not caught up yet. An index on
+a task's events in replay order serves the spans, the replays and the ledger export.
 
 Revision ID: 0013
 Revises: 0012
@@ -75,9 +76,13 @@ def upgrade() -> None:
     for statement in TRIGGERS[op.get_bind().dialect.name]:
         op.execute(statement)
     op.execute("INSERT INTO period_stale (task_id) SELECT id FROM task ORDER BY id")
+    # A task's events in replay order (spans, replays), and "any event after D" answered from the index
+    # alone (the ledger export asks it of every task: 6 of its ~30 seconds for a 市州 at 10⁶ tasks).
+    op.create_index("ix_event_task_effective", "event", ["task_id", "effective_on", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_event_task_effective", table_name="event")
     for statement in DROP_TRIGGERS[op.get_bind().dialect.name]:
         op.execute(statement)
     op.drop_table('task_period')
