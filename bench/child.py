@@ -88,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = {"export": export, "xlsx-floor": xlsx_floor, "baseline": baseline}[args.command](args)
     result["peak_mb"] = _peak_mb()
+    # A large export writes its rows' XML in a process of its own (``ledger._Writer``): its CPU time and
+    # peak (an upper bound: the peak of this process when it started is carried over ``exec``).
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["children_cpu_seconds"] = children.ru_utime + children.ru_stime
+    result["children_peak_mb"] = children.ru_maxrss / 1024
     print(json.dumps(result, ensure_ascii=False))
     return 0
 

@@ -444,3 +444,33 @@ def test_a_large_export_reads_ahead_on_a_second_connection_that_sees_the_same(s,
     with pytest.raises(RuntimeError, match="读取中断"):
         export(s, world, tmp_path / "ahead", month=MAR)
     assert "ledger-read-ahead" not in {t.name for t in threading.enumerate()} - before
+
+
+def test_a_large_export_writes_its_rows_in_a_second_process_with_the_same_bytes(s, world, ledger_world, tmp_path,
+                                                                                 monkeypatch):
+    """From WRITER_FROM candidates the rows' XML is written by a process of its own: the same workbook,
+    continued sheets included; a writer that dies is an error of the export, not a short file."""
+    monkeypatch.setattr(ledger, "MAX_ROWS", 4)  # two tasks a sheet: parts opened as the rows come
+    (tmp_path / "here").mkdir()
+    (tmp_path / "there").mkdir()
+    _summary, here = export(s, world, tmp_path / "here", month=MAR)
+    started = []
+    real = ledger._Writer
+    monkeypatch.setattr(ledger, "_Writer", lambda fmt: started.append(1) or real(fmt))
+    monkeypatch.setattr(ledger, "WRITER_FROM", 1)
+    summary, there = export(s, world, tmp_path / "there", month=MAR)
+    assert started == [1] and summary.rows == 4 and "整改台账(2)" in summary.sheets
+    with zipfile.ZipFile(here) as a, zipfile.ZipFile(there) as b:
+        assert a.namelist() == b.namelist()
+        for name in a.namelist():
+            if name != "docProps/core.xml":  # the creation time
+                assert a.read(name) == b.read(name), name
+    monkeypatch.setattr(ledger, "_write_rows", _dying_writer)
+    with pytest.raises(RuntimeError, match="台账写入进程意外退出"):
+        export(s, world, tmp_path / "there", month=MAR)
+    assert not list(tmp_path.glob("there/ledger-rows-*"))
+
+
+def _dying_writer(conn, *args) -> None:
+    conn.recv()
+    raise SystemExit(3)

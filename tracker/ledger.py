@@ -24,6 +24,7 @@ import dataclasses
 import datetime as dt
 import functools
 import io
+import multiprocessing
 import queue
 import re
 import shutil
@@ -447,7 +448,7 @@ def _read_ahead(ctx: _Context) -> Iterator[tuple[list[Row], _Facts, dict[int, Sn
     if not ctx.postgresql or ctx.s.execute(sql("SELECT pg_current_xact_id_if_assigned()")).scalar() is not None:
         yield from _read(ctx)
         return
-    ctx.total = _candidates(ctx)  # what ``_batches`` counts, known before the first batch arrives
+    ctx.total = ctx.total or _candidates(ctx)  # what ``_batches`` counts, known before the first batch
     if ctx.total < READ_AHEAD_FROM:
         yield from _read(ctx)
         return
@@ -752,8 +753,9 @@ class _LedgerSheets:
     ``MAX_ROWS``; 序号 runs on across them. Its rows go to ``_Rows`` parts during the one pass over the
     tasks; the sheets themselves are made when the workbook is assembled (``_export_xlsx``)."""
 
-    def __init__(self, fmt: _Formats, name: str, columns: tuple[Column, ...], extra: tuple[str, ...] = ()) -> None:
-        self.fmt, self.base = fmt, name
+    def __init__(self, fmt: _Formats, name: str, columns: tuple[Column, ...], extra: tuple[str, ...] = (),
+                 writer: _Writer | None = None) -> None:
+        self.fmt, self.base, self.writer = fmt, name, writer
         self.keys = [c.key for c in columns]
         self.headers = [c.header for c in columns] + list(extra)
         self.designed = [c.width for c in columns] + [30] * len(extra)
@@ -764,7 +766,8 @@ class _LedgerSheets:
 
     def _open(self) -> None:
         name = self.base if not self.parts else f"{self.base}({len(self.parts) + 1})"
-        self.parts.append((name, _Rows(self.fmt, self.designed)))
+        rows = _Rows(self.fmt, self.designed) if self.writer is None else self.writer.rows(self.designed)
+        self.parts.append((name, rows))
 
     def add(self, values: dict[str, Any], extra: list[Any] = ()) -> None:
         if self.parts[-1][1].row >= MAX_ROWS:
@@ -839,11 +842,11 @@ class _Rows:
     sheet XlsxWriter made when the workbook is assembled (``_assemble``). Widths follow the widest text
     seen, as on ``_Sheet``."""
 
-    def __init__(self, fmt: _Formats, widths: list[int]) -> None:
+    def __init__(self, fmt: _Formats | SimpleNamespace, widths: list[int], path: Path | None = None) -> None:
         self.fmt = fmt
         self.widths = list(widths)
         self.row = HEADER_ROWS  # the next row (0-based): after the title and the headers
-        self.fh: IO[bytes] = tempfile.TemporaryFile()
+        self.fh: IO[bytes] = open(path, "w+b") if path else tempfile.TemporaryFile()  # noqa: SIM115
 
     def write(self, values: list[Any], numbers: dict[int, int]) -> None:
         number = self.row + 1
@@ -881,6 +884,104 @@ class _Rows:
         self.fh.close()
 
 
+WRITER_FROM = 4 * BATCH  # candidates from which the rows' XML is written by a process of its own
+WRITER_MESSAGE = 500  # rows sent to it at a time
+
+
+class _Writer:
+    """The rows' XML written by a second process (``_write_rows``), so that a large export's two halves —
+    reading and classifying the tasks, turning their rows into XML — run on two cores instead of taking
+    turns on one (Python runs one thread at a time). It gets the rows as plain lists, through a pipe, and
+    writes each part's file in a folder of this export; its widths come back at the end."""
+
+    def __init__(self, fmt: _Formats) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork of a process that may run threads
+        self.folder = Path(tempfile.mkdtemp(prefix="ledger-rows-"))
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_write_rows, args=(child, fmt.text_xf, fmt.date_xf, str(self.folder)),
+                                       name="ledger-writer", daemon=True)
+        self.process.start()
+        child.close()
+        self.parts: list[_RemoteRows] = []
+        self.pending: list[tuple] = []
+
+    def rows(self, widths: list[int]) -> _RemoteRows:
+        part = _RemoteRows(self, len(self.parts), widths)
+        self.parts.append(part)
+        return part
+
+    def send(self, item: tuple) -> None:
+        self.pending.append(item)
+        if len(self.pending) >= WRITER_MESSAGE:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            try:
+                self.conn.send(self.pending)
+            except OSError as exc:  # the process is gone: its own error went to the log
+                raise RuntimeError("台账写入进程意外退出") from exc
+            self.pending = []
+
+    def finish(self) -> None:
+        self._flush()
+        try:
+            self.conn.send(None)
+            widths = self.conn.recv()
+        except (EOFError, OSError) as exc:  # the process is gone: its own error went to the log
+            raise RuntimeError("台账写入进程意外退出") from exc
+        self.process.join()
+        for part in self.parts:
+            part.widths = widths[part.key]
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.conn.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class _RemoteRows:
+    """A part whose rows the writer process writes: ``_Rows``'s interface, on its file once finished."""
+
+    def __init__(self, writer: _Writer, key: int, widths: list[int]) -> None:
+        self.writer, self.key, self.widths = writer, key, list(widths)
+        self.row = HEADER_ROWS
+        self.path = writer.folder / f"{key}.xml"
+        writer.send(("open", key, self.widths))
+
+    def write(self, values: list[Any], numbers: dict[int, int]) -> None:
+        self.writer.send((self.key, values, numbers))
+        self.row += 1
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+    def copy_to(self, out: IO[bytes]) -> None:
+        with self.path.open("rb") as fh:
+            shutil.copyfileobj(fh, out, 1 << 20)
+
+    def close(self) -> None:
+        pass  # the folder goes with the writer
+
+
+def _write_rows(conn, text_xf: int, date_xf: int, folder: str) -> None:
+    """The writer process: each part's rows into ``folder/KEY.xml`` as they come; then the widths back."""
+    fmt = SimpleNamespace(text_xf=text_xf, date_xf=date_xf)
+    parts: dict[int, _Rows] = {}
+    while (batch := conn.recv()) is not None:
+        for item in batch:
+            if item[0] == "open":
+                parts[item[1]] = _Rows(fmt, item[2], Path(folder) / f"{item[1]}.xml")
+            else:
+                parts[item[0]].write(item[1], item[2])
+    for part in parts.values():
+        part.fh.close()
+    conn.send({key: part.widths for key, part in parts.items()})
+
+
 def _export_xlsx(ctx: _Context, path: Path) -> LedgerSummary:
     """One pass over the tasks writes the rows of every list; then XlsxWriter makes the workbook around
     them (汇总, titles, headers, widths, print setup) and the rows are put into their sheets."""
@@ -889,7 +990,9 @@ def _export_xlsx(ctx: _Context, path: Path) -> LedgerSummary:
         "constant_memory": True, "strings_to_formulas": False, "strings_to_numbers": False,
         "strings_to_urls": False, "default_date_format": "yyyy-mm-dd"})
     fmt = _Formats(book)
-    lists = {name: _LedgerSheets(fmt, name, columns, (MEASURES_HEADER,) if name == OVERDUE else ())
+    ctx.total = _candidates(ctx)
+    writer = _Writer(fmt) if ctx.total >= WRITER_FROM else None
+    lists = {name: _LedgerSheets(fmt, name, columns, (MEASURES_HEADER,) if name == OVERDUE else (), writer)
              for name, columns in ((LEDGER, LEDGER_COLUMNS), *LIST_COLUMNS.items())}
     try:
         counts = _Counts(ctx)
@@ -900,6 +1003,8 @@ def _export_xlsx(ctx: _Context, path: Path) -> LedgerSummary:
                                         (UNREPORTED, line.unreported, [])):
                 if wanted:
                     lists[name].add(line.values, extra)
+        if writer is not None:
+            writer.finish()  # the rows' widths and files, from the writer process
         tallies = counts.tallies()
         heading = title(ctx.region, ctx.as_of)
         summary = _Sheet(book, fmt, SUMMARY, heading, len(SUMMARY_HEADER))
@@ -914,6 +1019,8 @@ def _export_xlsx(ctx: _Context, path: Path) -> LedgerSummary:
     finally:
         for sheets in lists.values():
             sheets.close()
+        if writer is not None:
+            writer.close()
     names = [SUMMARY, *(name for sheets in lists.values() for name, _rows in sheets.parts)]
     return LedgerSummary(ctx.as_of, lists[LEDGER].count, names, path, _figures(tallies[0].report()))
 
