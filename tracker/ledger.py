@@ -22,15 +22,15 @@ import contextlib
 import csv
 import dataclasses
 import datetime as dt
-import functools
 import io
-import multiprocessing
+import pickle
 import queue
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
-import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -44,10 +44,13 @@ from sqlalchemy import Integer, Row, any_, cast, func, literal, select, tuple_, 
 from sqlalchemy import text as sql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
-from xlsxwriter.utility import xl_col_to_name
 
+from tracker import ledger_xml
 from tracker.ladder import WARNING
 from tracker.ledger_columns import LEDGER_COLUMNS, Column, milestone_text
+from tracker.ledger_xml import HEADER_ROWS, MAX_WIDTH
+from tracker.ledger_xml import Rows as _Rows
+from tracker.ledger_xml import width as _width
 from tracker.models import (
     Channel,
     EscalationRecord,
@@ -79,8 +82,6 @@ from tracker.workflow import STATE_LABELS, State
 
 MAX_ROWS = 1_048_576  # rows of an Excel sheet (title and header included); tests monkeypatch it small
 BATCH = 2000  # tasks read, replayed and written at a time
-MAX_WIDTH = 60  # column width cap, in Latin characters
-HEADER_ROWS = 2  # title + column headers on every ledger-like sheet
 
 SUMMARY = "汇总"
 LEDGER = "整改台账"
@@ -659,17 +660,6 @@ def _row(seq: int, values: dict[str, Any], keys: list[str]) -> list[Any]:
 # --- writing: XLSX ----------------------------------------------------------------------------------------
 
 
-def _width(text: str) -> int:
-    """Display width in Latin characters: a CJK (wide) character counts two."""
-    longest = max((line for line in text[:MAX_WIDTH * 2].split("\n")), key=len, default="")
-    return sum(map(_char_width, longest))
-
-
-@functools.cache
-def _char_width(char: str) -> int:
-    return 2 if unicodedata.east_asian_width(char) in "WF" else 1
-
-
 class _Formats:
     def __init__(self, book: xlsxwriter.Workbook) -> None:
         base = {"text_wrap": True, "valign": "top", "font_size": 10}
@@ -788,120 +778,23 @@ class _LedgerSheets:
             rows.close()
 
 
-# The cells of the data rows, written as SpreadsheetML here rather than through XlsxWriter's per-cell API,
-# which costs ~8 µs a cell — most of a 10⁵-row export. They are what XlsxWriter writes in constant_memory
-# mode, byte for byte: inline strings (control characters as _xHHHH_, a literal _xHHHH_ escaped, & < >
-# escaped, xml:space="preserve" for text with leading or trailing whitespace, at most 32767 UTF-16 units),
-# dates as serial numbers, numbers as %.16G, and the format index of the cell or else of its column.
-_ESCAPED_ESCAPE = re.compile("(_x[0-9a-fA-F]{4}_)")
-_CONTROL = re.compile(r"([\x00-\x08\x0b-\x1f])")
-STRING_MAX = 32767  # Excel's longest text, in UTF-16 units
-EXCEL_EPOCH = dt.date(1899, 12, 30)  # serial 0, for dates after 1900-02-28 (Excel's 1900 leap-year bug)
-_LEAP_BUG = dt.date(1900, 2, 28)
-_COLUMN_LETTERS = [xl_col_to_name(c) for c in range(64)]
-
-
-def _inline_string(text: str) -> str:
-    if len(text) > STRING_MAX // 2 and len(text.encode("utf-16-le", "surrogatepass")) // 2 > STRING_MAX:
-        text = _utf16_prefix(text, STRING_MAX)
-    if "_x" in text:
-        text = _ESCAPED_ESCAPE.sub(r"_x005F\1", text)
-    if not text.isprintable():  # a line break, a tab, a control character or a non-character
-        text = _CONTROL.sub(lambda m: f"_x{ord(m.group(1)):04X}_", text)
-        text = text.replace("\ufffe", "_xFFFE_").replace("\uffff", "_xFFFF_")
-    space = ' xml:space="preserve"' if text[0].isspace() or text[-1].isspace() else ""
-    if "&" in text or "<" in text or ">" in text:
-        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return f"<is><t{space}>{text}</t></is>"
-
-
-SHORT = 40  # texts this short repeat from row to row (units, regions, states, 是): each is escaped once
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _short_inline_string(text: str) -> str:
-    return _inline_string(text)
-
-
-def _utf16_prefix(text: str, units: int) -> str:
-    length = 0
-    for index, char in enumerate(text):
-        length += 2 if ord(char) > 0xFFFF else 1
-        if length > units:
-            return text[:index]
-    return text
-
-
-def _serial(day: dt.date) -> int:
-    days = (day - EXCEL_EPOCH).days
-    return days if day > _LEAP_BUG else days - 1  # Excel counts a 29 February 1900
-
-
-class _Rows:
-    """The data rows of one sheet, written as XML to a temporary file as they come, and copied into the
-    sheet XlsxWriter made when the workbook is assembled (``_assemble``). Widths follow the widest text
-    seen, as on ``_Sheet``."""
-
-    def __init__(self, fmt: _Formats | SimpleNamespace, widths: list[int], path: Path | None = None) -> None:
-        self.fmt = fmt
-        self.widths = list(widths)
-        self.row = HEADER_ROWS  # the next row (0-based): after the title and the headers
-        self.fh: IO[bytes] = open(path, "w+b") if path else tempfile.TemporaryFile()  # noqa: SIM115
-
-    def write(self, values: list[Any], numbers: dict[int, int]) -> None:
-        number = self.row + 1
-        text_xf, widths = self.fmt.text_xf, self.widths
-        cells = [f'<row r="{number}">']
-        for col, value in enumerate(values):
-            if value is None or value == "":
-                continue
-            ref = f"{_COLUMN_LETTERS[col]}{number}"
-            if isinstance(value, str):
-                inline = _short_inline_string(value) if len(value) <= SHORT else _inline_string(value)
-                cells.append(f'<c r="{ref}" s="{text_xf}" t="inlineStr">{inline}</c>')
-                # Only measure text that may be wider than the column already is (a character is at most two).
-                if 2 * len(value) > widths[col] < MAX_WIDTH:
-                    widths[col] = max(widths[col], _width(value))
-            elif isinstance(value, dt.date):
-                cells.append(f'<c r="{ref}" s="{self.fmt.date_xf}"><v>{_serial(value)}</v></c>')
-                widths[col] = max(widths[col], 10)
-            else:
-                cells.append(f'<c r="{ref}" s="{numbers.get(col, text_xf)}"><v>{value:.16G}</v></c>')
-                widths[col] = max(widths[col], len(str(value)) + 2)
-        cells.append("</row>")
-        self.fh.write("".join(cells).encode())
-        self.row += 1
-
-    @property
-    def size(self) -> int:
-        return self.fh.seek(0, io.SEEK_END)
-
-    def copy_to(self, out: IO[bytes]) -> None:
-        self.fh.seek(0)
-        shutil.copyfileobj(self.fh, out, 1 << 20)
-
-    def close(self) -> None:
-        self.fh.close()
-
-
 WRITER_FROM = 4 * BATCH  # candidates from which the rows' XML is written by a process of its own
 WRITER_MESSAGE = 500  # rows sent to it at a time
 
 
 class _Writer:
-    """The rows' XML written by a second process (``_write_rows``), so that a large export's two halves —
+    """The rows' XML written by a second process (``write_rows_main``), so that a large export's two halves —
     reading and classifying the tasks, turning their rows into XML — run on two cores instead of taking
-    turns on one (Python runs one thread at a time). It gets the rows as plain lists, through a pipe, and
-    writes each part's file in a folder of this export; its widths come back at the end."""
+    turns on one (Python runs one thread at a time). It gets the rows as pickled plain lists on its
+    standard input and writes each part's file in a folder of this export; its widths come back at the end.
+    A plain ``python -c`` rather than ``multiprocessing``: nothing of the caller's main module is imported
+    again, whatever server or command runs the export."""
 
     def __init__(self, fmt: _Formats) -> None:
-        context = multiprocessing.get_context("spawn")  # no fork of a process that may run threads
         self.folder = Path(tempfile.mkdtemp(prefix="ledger-rows-"))
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=_write_rows, args=(child, fmt.text_xf, fmt.date_xf, str(self.folder)),
-                                       name="ledger-writer", daemon=True)
-        self.process.start()
-        child.close()
+        self.process = subprocess.Popen([sys.executable, "-c", WRITER_CODE, ledger_xml.__file__, str(fmt.text_xf),
+                                         str(fmt.date_xf), str(self.folder)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE)
         self.parts: list[_RemoteRows] = []
         self.pending: list[tuple] = []
 
@@ -916,29 +809,32 @@ class _Writer:
             self._flush()
 
     def _flush(self) -> None:
-        if self.pending:
-            try:
-                self.conn.send(self.pending)
-            except OSError as exc:  # the process is gone: its own error went to the log
-                raise RuntimeError("台账写入进程意外退出") from exc
-            self.pending = []
+        try:
+            pickle.dump(self.pending, self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        except OSError as exc:  # the process is gone: its own error went to the log
+            raise RuntimeError("台账写入进程意外退出") from exc
+        self.pending = []
 
     def finish(self) -> None:
-        self._flush()
         try:
-            self.conn.send(None)
-            widths = self.conn.recv()
-        except (EOFError, OSError) as exc:  # the process is gone: its own error went to the log
+            self._flush()
+            pickle.dump(None, self.process.stdin)
+            self.process.stdin.close()
+            widths = pickle.load(self.process.stdout)
+        except (EOFError, OSError, pickle.UnpicklingError) as exc:
             raise RuntimeError("台账写入进程意外退出") from exc
-        self.process.join()
+        if self.process.wait() != 0:
+            raise RuntimeError("台账写入进程意外退出")
         for part in self.parts:
             part.widths = widths[part.key]
 
     def close(self) -> None:
-        if self.process.is_alive():
+        if self.process.poll() is None:
             self.process.kill()
-        self.process.join()
-        self.conn.close()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -967,19 +863,12 @@ class _RemoteRows:
         pass  # the folder goes with the writer
 
 
-def _write_rows(conn, text_xf: int, date_xf: int, folder: str) -> None:
-    """The writer process: each part's rows into ``folder/KEY.xml`` as they come; then the widths back."""
-    fmt = SimpleNamespace(text_xf=text_xf, date_xf=date_xf)
-    parts: dict[int, _Rows] = {}
-    while (batch := conn.recv()) is not None:
-        for item in batch:
-            if item[0] == "open":
-                parts[item[1]] = _Rows(fmt, item[2], Path(folder) / f"{item[1]}.xml")
-            else:
-                parts[item[0]].write(item[1], item[2])
-    for part in parts.values():
-        part.fh.close()
-    conn.send({key: part.widths for key, part in parts.items()})
+# The module file itself, not ``tracker.ledger_xml``: importing the package would load the whole
+# application (~100 MB) into a process that needs the standard library and this file.
+WRITER_CODE = ("import importlib.util, sys; "
+               "spec = importlib.util.spec_from_file_location('ledger_xml', sys.argv[1]); "
+               "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
+               "module.write_rows_main()")
 
 
 def _export_xlsx(ctx: _Context, path: Path) -> LedgerSummary:
