@@ -13,7 +13,7 @@ from tests.conftest import NOW
 from tests.test_dashboard import EARLY, TODAY, ledger  # noqa: F401  (the 湘潭市 ledger fixture)
 from tests.test_tally import triggers
 from tracker import periods as kept
-from tracker import reports
+from tracker import reports, scheduler
 from tracker import settings as settings_module
 from tracker.models import Milestone, PeriodStale, Task, TaskPeriod
 from tracker.operations import perform
@@ -234,3 +234,15 @@ def test_the_cli_catches_up_checks_and_rebuilds(app, s, world, ledger):  # noqa:
     assert result.exit_code == 1 and f"任务{ledger['shuangma'].id}" in result.output
     assert runner.invoke(args=["periods", "rebuild"]).exit_code == 0
     assert runner.invoke(args=["periods", "check"]).exit_code == 0
+
+
+def test_the_scheduler_catches_up_a_bounded_number_per_run(app, s, world, ledger, monkeypatch):  # noqa: F811
+    every = set(s.scalars(select(Task.id)))
+    s.commit()
+    monkeypatch.setattr(scheduler, "PERIOD_CATCH_UP_LIMIT", len(every) - 2)
+    scheduler.period_catch_up(app, NOW)
+    s.expire_all()
+    assert len(stale(s)) == 2
+    scheduler.period_catch_up(app, NOW)
+    s.expire_all()
+    assert stale(s) == set() and kept.differences(s, settings_module.time_settings(s)) == []
