@@ -186,7 +186,10 @@ def bench_pages(b: Bench) -> None:
     page_figure(b, "pages", "任务列表 全省 首页", client, ["/tasks?sort=deadline"], bare)
     if deep_all:
         page_figure(b, "pages", "任务列表 全省 90%处(keyset)", client, [f"/tasks?sort=deadline&after={deep_all}"], bare)
-    page_figure(b, "pages", "任务页（20个任务轮换）", client, [f"/tasks/{i}" for i in task_ids], bare)
+    # One warm-up per task: a page's templates are compiled on their first use in a process (once per
+    # worker), and a task in another state uses other action forms.
+    page_figure(b, "pages", "任务页（20个任务轮换）", client, [f"/tasks/{i}" for i in task_ids], bare,
+                warmup=len(task_ids))
     page_figure(b, "pages", "待办（全省督办）", client, ["/todo"], bare)
     page_figure(b, "pages", f"待办（{county.name}督办）", login(b.app, usernames[1]), ["/todo"], None)
 
