@@ -40,9 +40,8 @@ from typing import IO, Any
 from xml.etree import ElementTree
 
 import xlsxwriter
-from sqlalchemy import Integer, Row, any_, cast, func, literal, select, tuple_, union
+from sqlalchemy import Row, func, select, tuple_, union
 from sqlalchemy import text as sql
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from tracker import ledger_xml
@@ -65,6 +64,7 @@ from tracker.models import (
     TaskUnit,
     Unit,
 )
+from tracker.periods import in_ids
 from tracker.progress import (
     BUCKET_LABELS,
     Classification,
@@ -288,11 +288,8 @@ def _rows(ctx: _Context, query):
 
 
 def _among(ctx: _Context, column, ids: Iterable[int]):
-    """``column IN ids`` for a batch's ids. On PostgreSQL one array parameter (``= ANY``): the driver
-    parses a statement's placeholders in Python, and 2,000 of them per statement cost more than the query."""
-    if ctx.postgresql:  # sent as the array's text, which the driver passes on as it is
-        return column == any_(cast(literal("{" + ",".join(map(str, ids)) + "}"), ARRAY(Integer)))
-    return column.in_(ids)
+    """``column IN ids`` for a batch's ids (``periods.in_ids``: one array parameter on PostgreSQL)."""
+    return in_ids(ctx.postgresql, column, ids)
 
 
 @dataclass
